@@ -1,0 +1,1 @@
+"""The invitation service: commands in, events stored, events out."""

@@ -1,0 +1,1 @@
+"""Adapters: the event store and its side tables, the outbox relay, broker publishing."""

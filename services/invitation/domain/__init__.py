@@ -1,0 +1,1 @@
+"""Pure domain: aggregates and rules. No I/O, no clock, no environment."""

@@ -1,0 +1,191 @@
+"""The one mapping from stored domain events to the contract's event envelopes.
+
+Internal events (a membership offered, an account created by an invitation, ...) map to
+None: they stay inside the service. Nothing secret is ever mapped: no password hash, no
+token hash, no sealed copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.utils import get_topic
+from pydantic import TypeAdapter
+
+from services.invitation.application import settings_json
+from services.invitation.domain.account import Account
+from services.invitation.domain.batch import MassInvite
+from services.invitation.domain.invitation import Invitation
+from services.invitation.domain.membership import Membership
+from services.invitation.domain.tenant import Tenant, TenantSettings
+from shared.contract import EventEnvelope
+
+_duration = TypeAdapter(timedelta)
+_EVENT_ID_NAMESPACE = UUID("0c9e7b52-4a8f-4f0e-9a43-51f2d4b7e0a1")
+
+
+def event_id(aggregate_id: UUID, version: int) -> UUID:
+    """Stable across republish and replay: one id per stored event."""
+    return uuid5(_EVENT_ID_NAMESPACE, f"{aggregate_id}:{version}")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def _dur(seconds: float) -> str:
+    return str(_duration.dump_python(timedelta(seconds=seconds), mode="json"))
+
+
+def _s(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+_Mapper = Callable[[Any], tuple[str, dict[str, Any]] | None]
+
+
+def _tenant_configured(e: Any) -> tuple[str, dict[str, Any]]:
+    settings = settings_json(TenantSettings.from_state(e.settings))
+    return "TenantConfigured", {"settings": settings, "changed": list(e.changed)}
+
+
+def _account_created(e: Any) -> tuple[str, dict[str, Any]] | None:
+    if e.origin != "registered":
+        return None  # created by an invitation: UserInvited/TempPasswordIssued tell it
+    return "AccountRegistered", {"account_id": str(e.originator_id), "email": e.email}
+
+
+def _user_invited(e: Any) -> tuple[str, dict[str, Any]]:
+    return "UserInvited", {
+        "invitation_id": str(e.invitation_id),
+        "email": e.email,
+        "role": e.role,
+        "access_expires_at": _iso(e.access_expires_at),
+        "invitation_expires_at": _iso(e.invitation_expires_at),
+        "invited_by": e.invited_by,
+        "batch_id": _s(e.batch_id),
+        "display_name": e.display_name,
+        "locale": e.locale,
+        "account_id": str(e.account_id),
+        "link_generation": e.link_generation,
+    }
+
+
+def _temp_fields(e: Any) -> dict[str, Any]:
+    return {
+        "invitation_id": str(e.invitation_id),
+        "account_id": str(e.account_id),
+        "email": e.email,
+        "temp_password_id": str(e.temp_password_id),
+    }
+
+
+_MAPPERS: dict[str, _Mapper] = {
+    get_topic(Tenant.Configured): _tenant_configured,
+    get_topic(Account.Created): _account_created,
+    get_topic(Invitation.Invited): _user_invited,
+    get_topic(Invitation.AccountLinked): lambda e: (
+        "AccountLinked",
+        {"invitation_id": str(e.invitation_id), "account_id": str(e.account_id),
+         "email": e.email},
+    ),
+    get_topic(Account.TempPasswordIssued): lambda e: (
+        "TempPasswordIssued",
+        {**_temp_fields(e), "delivery": e.delivery, "valid_until": _iso(e.valid_until)},
+    ),
+    get_topic(Invitation.Resent): lambda e: (
+        "InvitationResent",
+        {
+            "invitation_id": str(e.invitation_id),
+            "invitation_expires_at": _iso(e.invitation_expires_at),
+            "temp_password_reissued": e.temp_password_reissued,
+            "link_generation": e.link_generation,
+        },
+    ),
+    get_topic(Invitation.Revoked): lambda e: (
+        "InvitationRevoked", {"invitation_id": str(e.invitation_id), "reason": e.reason}
+    ),
+    get_topic(Invitation.Lapsed): lambda e: (
+        "InvitationLapsed", {"invitation_id": str(e.invitation_id)}
+    ),
+    get_topic(Invitation.Accepted): lambda e: (
+        "InvitationAccepted",
+        {"invitation_id": str(e.invitation_id), "account_id": str(e.account_id),
+         "email": e.email, "role": e.role},
+    ),
+    get_topic(Invitation.AcceptanceRefused): lambda e: (
+        "InvitationAcceptanceRefused",
+        {"invitation_id": str(e.invitation_id), "reason": e.reason},
+    ),
+    get_topic(Membership.ContractorExpiryChanged): lambda e: (
+        "ContractorExpiryChanged",
+        {
+            "account_id": str(e.account_id),
+            "email": e.email,
+            "access_expires_at": _iso(e.access_expires_at),
+            "previous_access_expires_at": _iso(e.previous_access_expires_at),
+        },
+    ),
+    get_topic(Membership.ContractorExpiryApproaching): lambda e: (
+        "ContractorExpiryApproaching",
+        {
+            "account_id": str(e.account_id),
+            "email": e.email,
+            "access_expires_at": _iso(e.access_expires_at),
+            "offset": _dur(e.offset),
+        },
+    ),
+    get_topic(Membership.ContractorExpired): lambda e: (
+        "ContractorExpired",
+        {
+            "account_id": str(e.account_id),
+            "email": e.email,
+            "access_expires_at": _iso(e.access_expires_at),
+            "expired_at": _iso(e.expired_at),
+        },
+    ),
+    get_topic(Account.TempPasswordExpired): lambda e: (
+        "TempPasswordExpired", _temp_fields(e)
+    ),
+    get_topic(Account.PasswordChanged): lambda e: (
+        "PasswordChanged", {"account_id": str(e.account_id), "email": e.email}
+    ),
+    get_topic(MassInvite.Completed): lambda e: (
+        "MassInviteCompleted",
+        {"batch_id": str(e.batch_id), "invited": e.invited, "refused": e.refused},
+    ),
+    get_topic(Account.TempPasswordDelivered): lambda e: (
+        "TempPasswordDelivered", {**_temp_fields(e), "delivery": e.delivery}
+    ),
+    get_topic(Account.TempPasswordRevoked): lambda e: (
+        "TempPasswordRevoked", _temp_fields(e)
+    ),
+}
+
+# The stored topics that can become contract events; readers filter on them in SQL.
+PUBLISHED_TOPICS: tuple[str, ...] = tuple(_MAPPERS)
+
+
+def to_envelope(event: DomainEventProtocol[UUID], position: int) -> EventEnvelope | None:
+    mapper = _MAPPERS.get(get_topic(type(event)))
+    mapped = None if mapper is None else mapper(event)
+    if mapped is None:
+        return None
+    event_type, data = mapped
+    return EventEnvelope(
+        event_id=event_id(event.originator_id, event.originator_version),
+        event_type=event_type,
+        schema_version=1,
+        occurred_at=event.timestamp,
+        position=position,
+        tenant_id=getattr(event, "tenant_id", None),
+        aggregate_id=event.originator_id,
+        aggregate_version=event.originator_version,
+        correlation_id=getattr(event, "correlation_id", None),
+        actor=getattr(event, "actor", None),
+        data=data,
+    )

@@ -1,0 +1,1 @@
+"""What the services really share: the public contract, topology names and settings."""

@@ -1,0 +1,170 @@
+"""Commands: what other systems (and our own expiry service, notifier and CLI) ask for.
+
+Input models are frozen and refuse unknown fields. Fields whose refusal has its own
+contract code (email syntax, role, batch size, expiry bounds) are plain strings or
+unbounded lists here, and judged by the domain, so that a bad value gets its specific
+code instead of the generic `invalid_command`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+TenantId = Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,64}$")]
+Actor = Annotated[str, Field(min_length=1, max_length=320)]
+Delivery = Literal["automatic", "manual"]
+
+
+class Command(BaseModel):
+    """Fields every command carries. `command_id` is the idempotency key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    command_id: UUID
+    actor: Actor
+
+
+class TenantCommand(Command):
+    tenant_id: TenantId
+
+
+class InviteUser(TenantCommand):
+    email: str
+    role: str
+    access_expires_at: AwareDatetime | None = None
+    temp_password_delivery: Delivery | None = None
+    display_name: str | None = Field(default=None, max_length=200)
+    locale: str | None = Field(default=None, max_length=16)
+
+
+class MassInvitee(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    email: str
+    role: str
+    access_expires_at: AwareDatetime | None = None
+    display_name: str | None = Field(default=None, max_length=200)
+    locale: str | None = Field(default=None, max_length=16)
+
+
+class MassInvite(TenantCommand):
+    # No max_length: more than 10,000 rows is refused `batch_too_large` by the domain.
+    invitees: list[MassInvitee] = Field(min_length=1)
+    temp_password_delivery: Delivery | None = None
+
+
+class _ByInvitationOrEmail(TenantCommand):
+    invitation_id: UUID | None = None
+    email: str | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> _ByInvitationOrEmail:
+        if (self.invitation_id is None) == (self.email is None):
+            raise ValueError("give exactly one of invitation_id or email")
+        return self
+
+
+class ResendInvitation(_ByInvitationOrEmail):
+    pass
+
+
+class RevokeInvitation(_ByInvitationOrEmail):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class AcceptInvitation(TenantCommand):
+    token: str = Field(min_length=1, max_length=512)
+    email: str
+
+
+class SetContractorExpiry(TenantCommand):
+    email: str
+    access_expires_at: AwareDatetime
+
+
+class ConfigureTenant(TenantCommand):
+    contractor_enabled: bool | None = None
+    temp_password_delivery: Delivery | None = None
+    invitation_ttl: timedelta | None = None
+    temp_password_ttl: timedelta | None = None
+    expiry_reminders: list[timedelta] | None = None
+    admin_notification_emails: list[str] | None = None
+
+
+class RegisterAccount(Command):
+    email: str
+    display_name: str | None = Field(default=None, max_length=200)
+
+
+class RecordPasswordChanged(Command):
+    email: str
+
+
+# Commands of our own services. Each time-driven one is refused `not_due` before its
+# deadline and is accepted without effect when repeated.
+
+
+class LapseInvitation(TenantCommand):
+    invitation_id: UUID
+
+
+class ExpireTempPassword(Command):
+    email: str
+    temp_password_id: UUID
+
+
+class ExpireContractor(TenantCommand):
+    email: str
+
+
+class RemindContractorExpiry(TenantCommand):
+    email: str
+    offset: timedelta
+
+
+class RecordTempPasswordDelivered(Command):
+    """The notifier handed the automatic temporary-password email to the mail server."""
+
+    email: str
+    temp_password_id: UUID
+
+
+class RetrieveTempPassword(Command):
+    """An administrator takes a manual temporary password (the CLI's report), once."""
+
+    email: str
+    temp_password_id: UUID
+
+
+COMMANDS: dict[str, type[Command]] = {
+    "invite_user": InviteUser,
+    "mass_invite": MassInvite,
+    "resend_invitation": ResendInvitation,
+    "revoke_invitation": RevokeInvitation,
+    "accept_invitation": AcceptInvitation,
+    "set_contractor_expiry": SetContractorExpiry,
+    "configure_tenant": ConfigureTenant,
+    "register_account": RegisterAccount,
+    "record_password_changed": RecordPasswordChanged,
+    "lapse_invitation": LapseInvitation,
+    "expire_temp_password": ExpireTempPassword,
+    "expire_contractor": ExpireContractor,
+    "remind_contractor_expiry": RemindContractorExpiry,
+    "record_temp_password_delivered": RecordTempPasswordDelivered,
+    "retrieve_temp_password": RetrieveTempPassword,
+}
+
+INTERNAL_COMMANDS = frozenset(
+    {
+        "lapse_invitation",
+        "expire_temp_password",
+        "expire_contractor",
+        "remind_contractor_expiry",
+        "record_temp_password_delivered",
+        "retrieve_temp_password",
+    }
+)
