@@ -239,8 +239,8 @@ class InvitationService:
             uow.check_unchanged_since(checkpoint)
             return c.Reply.rejected(command_id, error.code, error.message, error.details)
         if isinstance(outcome, Refusal):
-            error = outcome.error
-            return c.Reply.rejected(command_id, error.code, error.message, error.details)
+            refused = outcome.error
+            return c.Reply.rejected(command_id, refused.code, refused.message, refused.details)
         return c.Reply.accepted(command_id, outcome)
 
     # -- lookups -------------------------------------------------------------------------
@@ -334,8 +334,9 @@ class InvitationService:
             outcome = "account_linked"
         else:
             account = Account.create_for_invitation(plan.email, plan.display_name, cause)
-            self._issue_temp_password(uow, account, invitation_id, plan.delivery, plan.settings,
-                                      cause)
+            self._issue_temp_password(
+                uow, account, invitation_id, plan.delivery, plan.settings, cause
+            )
             outcome, delivery = "temp_password_issued", plan.delivery
         return {
             "invitation_id": str(invitation_id),
@@ -405,16 +406,23 @@ class InvitationService:
                     )
                 seen.add(email)
                 planned.append(
-                    (index, self._plan_invite(uow, cmd.tenant_id, row, cmd.temp_password_delivery,
-                                              cause.at, email))
+                    (
+                        index,
+                        self._plan_invite(
+                            uow, cmd.tenant_id, row, cmd.temp_password_delivery, cause.at, email
+                        ),
+                    )
                 )
             except DomainError as error:
                 rows[index] = {
                     "index": index,
                     "email": email if isinstance(email, str) else row.email,
                     "status": "refused",
-                    "error": {"code": error.code.value, "message": error.message,
-                              "details": error.details},
+                    "error": {
+                        "code": error.code.value,
+                        "message": error.message,
+                        "details": error.details,
+                    },
                 }
         self._passwords.prepare(sum(1 for _, plan in planned if plan.account is None))
         for index, plan in planned:
@@ -463,7 +471,8 @@ class InvitationService:
         membership.reoffer(invitation.id, cause)
         uow.add(membership)
         if rotate:
-            assert account is not None and account.temp_delivery is not None
+            assert account is not None
+            assert account.temp_delivery is not None
             self._withdraw_temp_password(uow, account, cause)
             self._issue_temp_password(
                 uow, account, invitation.id, account.temp_delivery, settings, cause
@@ -632,8 +641,11 @@ class InvitationService:
             tenant = Tenant.start(cmd.tenant_id, cause)
         settings = tenant.configure(changes, cause) if changes else tenant.settings
         uow.add(tenant)
-        return {"tenant_id": cmd.tenant_id, "settings": settings_json(settings),
-                "changed": sorted(changes)}
+        return {
+            "tenant_id": cmd.tenant_id,
+            "settings": settings_json(settings),
+            "changed": sorted(changes),
+        }
 
     def _register_account(
         self, uow: UnitOfWork, cmd: c.RegisterAccount, cause: Cause

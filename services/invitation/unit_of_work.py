@@ -8,7 +8,7 @@ it needs with one query, so its cost grows with the work, not with round trips.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -38,14 +38,15 @@ class UnitOfWork:
         wanted = [i for i in dict.fromkeys(ids) if i not in self._loaded]
         if not wanted:
             return
-        by_stream: dict[UUID, list[Any]] = {}
+        by_stream: dict[UUID | str, list[Any]] = {}
         for stored in self._side_tables.select_streams(wanted):
             by_stream.setdefault(stored.originator_id, []).append(stored)
         to_domain_event = self._app.mapper.to_domain_event
         for stream_id in wanted:
-            aggregate: Aggregate | None = None
+            aggregate: Any = None
             for stored in by_stream.get(stream_id, ()):
-                aggregate = to_domain_event(stored).mutate(aggregate)
+                event: Any = to_domain_event(stored)
+                aggregate = event.mutate(aggregate)
             self._loaded[stream_id] = aggregate
 
     def get(self, cls: type[A], aggregate_id: UUID) -> A | None:
@@ -54,7 +55,7 @@ class UnitOfWork:
         found = self._loaded[aggregate_id]
         if found is not None and not isinstance(found, cls):
             return None  # an id of another kind of stream: as good as unknown
-        return cast("A | None", found)
+        return found
 
     def add(self, aggregate: Aggregate) -> None:
         """Register a new or changed aggregate; later adds save later."""

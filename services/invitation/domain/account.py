@@ -60,9 +60,7 @@ class Account(Aggregate):
         return cls(email=email, origin="registered", display_name=display_name, **cause.stamp())
 
     @classmethod
-    def create_for_invitation(
-        cls, email: str, display_name: str | None, cause: Cause
-    ) -> Account:
+    def create_for_invitation(cls, email: str, display_name: str | None, cause: Cause) -> Account:
         return cls(email=email, origin="invited", display_name=display_name, **cause.stamp())
 
     @property

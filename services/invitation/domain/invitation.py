@@ -232,9 +232,7 @@ class Invitation(Aggregate):
 
     # -- accept ----------------------------------------------------------------------
 
-    def acceptance_refusal(
-        self, token_hash: str, email: str, now: datetime
-    ) -> DomainError | None:
+    def acceptance_refusal(self, token_hash: str, email: str, now: datetime) -> DomainError | None:
         """Why this token and signed-in email cannot accept now, or None if they can."""
         if token_hash != self.token_hash:
             return DomainError(RejectionCode.INVALID_TOKEN, "this link is no longer valid")

@@ -269,7 +269,8 @@ class Membership(Aggregate):
         end = self.check_contractor()
         if cause.at < end:
             raise DomainError(
-                RejectionCode.NOT_DUE, "the contractor's access has not ended yet",
+                RejectionCode.NOT_DUE,
+                "the contractor's access has not ended yet",
                 {"due_at": end.isoformat()},
             )
         self._expired(

@@ -81,9 +81,7 @@ class TenantSettings:
 
 
 def _invalid(name: str, why: str) -> DomainError:
-    return DomainError(
-        RejectionCode.INVALID_SETTING, f"{name}: {why}", {"setting": name}
-    )
+    return DomainError(RejectionCode.INVALID_SETTING, f"{name}: {why}", {"setting": name})
 
 
 DEFAULT_SETTINGS = TenantSettings()

@@ -1,0 +1,134 @@
+"""Outbox relay: every stored contract event reaches `invitations.events`, in store order.
+
+The event store is the outbox. The relay reads past its tracking position, publishes a
+section with publisher confirms (pipelined: all in flight, then awaited together),
+and only then records the new position. A crash anywhere before that record re-sends
+the section after restart: duplicates carry the same `message_id` (= event_id), which
+consumers already dedupe on; a gap is impossible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import aio_pika
+from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Tracking
+from eventsourcing.utils import Environment
+
+from services.invitation.event_log import EventLog
+from shared.contract import EventEnvelope
+from shared.topology import EVENTS_EXCHANGE_NAME
+
+log = logging.getLogger(__name__)
+TRACKING_NAME = "Invitations"
+
+
+def tracking_recorder(env: dict[str, str]) -> Any:
+    """The relay's own tracking table (`relay_tracking` on PostgreSQL)."""
+    return InfrastructureFactory.construct(Environment("relay", env)).tracking_recorder()
+
+
+def to_message(envelope: EventEnvelope) -> aio_pika.Message:
+    return aio_pika.Message(
+        envelope.model_dump_json().encode(),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=str(envelope.event_id),
+        correlation_id=envelope.correlation_id,
+        type=envelope.event_type,
+        timestamp=envelope.occurred_at,
+        headers={
+            "event_type": envelope.event_type,
+            "schema_version": envelope.schema_version,
+            "position": envelope.position,
+            "tenant_id": envelope.tenant_id or "",
+        },
+    )
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        event_log: EventLog,
+        tracking: Any,
+        amqp_url: str,
+        *,
+        section: int = 500,
+        idle_poll: float = 0.5,
+    ) -> None:
+        self._log = event_log
+        self._tracking = tracking
+        self._url = amqp_url
+        self._section = section
+        self._idle_poll = idle_poll
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.published_position = 0
+        self.published_count = 0
+
+    def wake(self) -> None:
+        """Called after a commit, so new events go out without waiting for the poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._supervise(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _supervise(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self._run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("relay failed; restarting in %.1fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _run(self) -> None:
+        connection = await aio_pika.connect_robust(self._url)
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.declare_exchange(
+                EVENTS_EXCHANGE_NAME, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+            position = await asyncio.to_thread(self._tracking.max_tracking_id, TRACKING_NAME)
+            position = position or 0
+            self.published_position = position
+            while True:
+                envelopes, last = await asyncio.to_thread(
+                    self._log.read_with_high_water, position, self._section
+                )
+                if envelopes:
+                    await asyncio.gather(
+                        *(
+                            exchange.publish(to_message(e), routing_key=e.event_type)
+                            for e in envelopes
+                        )
+                    )
+                    self.published_count += len(envelopes)
+                if last > position:
+                    await asyncio.to_thread(self._record, last)
+                    position = self.published_position = last
+                    continue  # there may be more right behind
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._idle_poll)
+        finally:
+            await connection.close()
+
+    def _record(self, position: int) -> None:
+        try:
+            self._tracking.insert_tracking(Tracking(TRACKING_NAME, position))
+        except IntegrityError:
+            # Another relay (a second instance) recorded it first; both published, and
+            # consumers dedupe on event_id.
+            log.info("relay position %d was already recorded", position)

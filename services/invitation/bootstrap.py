@@ -1,0 +1,99 @@
+"""The one place that reads settings and wires the invitation service together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faststream import FastStream
+from faststream.rabbit import RabbitBroker
+from faststream.specification import AsyncAPI
+
+from services.invitation.adapters.relay import OutboxRelay, tracking_recorder
+from services.invitation.adapters.store import store_env
+from services.invitation.application import IncomingCommand, InvitationService, InvitationStore
+from services.invitation.batcher import Batcher
+from services.invitation.entrypoints.commands import register_intake
+from services.invitation.event_log import EventLog
+from services.invitation.settings import InvitationSettings
+from shared.contract import Reply
+from shared.secrets import HashCost, TempPasswordHasher
+from shared.topology import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, EVENTS_EXCHANGE
+
+
+@dataclass
+class Runtime:
+    service: InvitationService
+    batcher: Batcher
+    relay: OutboxRelay | None
+
+
+def build_broker(settings: InvitationSettings) -> RabbitBroker:
+    # graceful_timeout < 10 s: the contract gives a stop 10 s in all.
+    return RabbitBroker(settings.amqp_url, graceful_timeout=7.0, logger=None)
+
+
+def build_app(settings: InvitationSettings) -> FastStream:
+    """Nothing connects until the app starts (no I/O here: AsyncAPI generation imports it)."""
+    broker = build_broker(settings)
+    runtime: Runtime | None = None
+
+    def relay_wake() -> None:
+        if runtime is not None and runtime.relay is not None:
+            runtime.relay.wake()
+
+    async def submit(item: IncomingCommand) -> Reply:
+        assert runtime is not None, "commands are consumed only after start-up"
+        return await runtime.batcher.submit(item)
+
+    app = FastStream(
+        broker,
+        specification=AsyncAPI(title="Invitation service", version="1.0.0"),
+    )
+    register_intake(broker, submit, prefetch=settings.command_prefetch)
+
+    @app.on_startup
+    async def start_runtime() -> None:
+        nonlocal runtime
+        env = store_env(settings.database_url)
+        store = InvitationStore(env=env)
+        service = InvitationService(
+            store,
+            secrets_key=settings.secrets_key_bytes,
+            hasher=TempPasswordHasher(
+                HashCost(
+                    time_cost=settings.temp_password_hash_time_cost,
+                    memory_kib=settings.temp_password_hash_memory_kib,
+                )
+            ),
+        )
+        batcher = Batcher(service, max_batch=settings.batch_max, on_commit=relay_wake)
+        relay = None
+        if settings.relay_enabled:
+            relay = OutboxRelay(
+                EventLog(settings.database_url, store=store),
+                tracking_recorder(env),
+                settings.amqp_url,
+                section=settings.relay_section,
+            )
+        runtime = Runtime(service, batcher, relay)
+        batcher.start()
+
+    @app.after_startup
+    async def declare_topology_and_relay() -> None:
+        await broker.declare_exchange(EVENTS_EXCHANGE)
+        dead_exchange = await broker.declare_exchange(DEAD_LETTER_EXCHANGE)
+        dead_queue = await broker.declare_queue(DEAD_LETTER_QUEUE)
+        await dead_queue.bind(dead_exchange)
+        if runtime is not None and runtime.relay is not None:
+            runtime.relay.start()
+
+    @app.after_shutdown
+    async def stop_runtime() -> None:
+        if runtime is None:
+            return
+        if runtime.relay is not None:
+            await runtime.relay.stop()
+        await runtime.batcher.stop()
+        runtime.service.close()
+
+    return app

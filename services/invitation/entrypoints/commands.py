@@ -1,0 +1,143 @@
+"""Command intake: one subscriber for every routing key on `invitations.commands`.
+
+Thin by design: parse (routing key -> contract model), hand to the batcher, return the
+reply (FastStream publishes it to `reply_to` with the request's correlation id).
+Anything that cannot be a command is answered if it can be and dead-lettered, with
+the reason in headers, then acked: a bad message never blocks the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
+from pydantic import ValidationError
+
+from services.invitation.application import IncomingCommand
+from shared.contract import COMMANDS, RejectionCode, Reply
+from shared.topology import (
+    COMMANDS_EXCHANGE,
+    COMMANDS_QUEUE,
+    DEAD_LETTER_DETAIL_HEADER,
+    DEAD_LETTER_QUEUE_NAME,
+    DEAD_LETTER_REASON_HEADER,
+    DEAD_LETTER_ROUTING_KEY_HEADER,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Malformed:
+    code: RejectionCode
+    message: str
+    command_id: str | None
+    details: dict[str, Any]
+
+
+def parse_command(routing_key: str, body: bytes) -> IncomingCommand | Malformed:
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return Malformed(RejectionCode.INVALID_COMMAND, f"body is not JSON: {error}", None, {})
+    command_id = raw.get("command_id") if isinstance(raw, dict) else None
+    command_id = command_id if isinstance(command_id, str) else None
+    model = COMMANDS.get(routing_key)
+    if model is None:
+        return Malformed(
+            RejectionCode.UNKNOWN_COMMAND,
+            f"unknown command {routing_key!r}",
+            command_id,
+            {"known": sorted(COMMANDS)},
+        )
+    if not isinstance(raw, dict):
+        return Malformed(RejectionCode.INVALID_COMMAND, "body is not a JSON object", None, {})
+    try:
+        command = model.model_validate(raw)
+    except ValidationError as error:
+        # include_input=False: a rejected field may hold a token or a password.
+        problems = error.errors(include_input=False, include_url=False, include_context=False)
+        return Malformed(
+            RejectionCode.INVALID_COMMAND,
+            f"{routing_key} failed validation ({error.error_count()} problem(s))",
+            command_id,
+            {"errors": json.loads(json.dumps(problems, default=str))},
+        )
+    return IncomingCommand(routing_key, command)
+
+
+def register_intake(
+    broker: RabbitBroker,
+    submit: Callable[[IncomingCommand], Awaitable[Reply]],
+    *,
+    prefetch: int,
+) -> None:
+    """`submit` runs a parsed command (the batcher, built when the app starts)."""
+
+    async def raw_body(message: RabbitMessage) -> bytes:
+        return message.body
+
+    async def dead_letter(message: RabbitMessage, malformed: Malformed) -> None:
+        raw = message.raw_message
+        await broker.publish(
+            raw.body,
+            routing_key=DEAD_LETTER_QUEUE_NAME,
+            persist=True,
+            content_type=raw.content_type,
+            message_id=raw.message_id,
+            correlation_id=raw.correlation_id,
+            headers={
+                **(raw.headers or {}),
+                DEAD_LETTER_REASON_HEADER: malformed.code.value,
+                DEAD_LETTER_DETAIL_HEADER: malformed.message[:500],
+                DEAD_LETTER_ROUTING_KEY_HEADER: raw.routing_key or "",
+            },
+        )
+
+    @broker.subscriber(
+        COMMANDS_QUEUE,
+        COMMANDS_EXCHANGE,
+        decoder=raw_body,
+        # A crash mid-command requeues it; the queue's delivery limit then dead-letters
+        # a command that fails every time, so it cannot loop forever.
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        channel=Channel(prefetch_count=prefetch),
+        title="invitation.commands",
+        description="Every command of the contract; the routing key is the command name.",
+    )
+    async def on_command(body: bytes, message: RabbitMessage) -> dict[str, Any] | None:
+        routing_key = message.raw_message.routing_key or ""
+        parsed = parse_command(routing_key, body)
+        if isinstance(parsed, Malformed):
+            log.warning(
+                "dead-lettered %s: %s",
+                routing_key,
+                parsed.message,
+                extra={
+                    "command": routing_key,
+                    "code": parsed.code.value,
+                    "correlation_id": parsed.command_id,
+                },
+            )
+            await dead_letter(message, parsed)
+            reply = Reply.rejected(parsed.command_id, parsed.code, parsed.message, parsed.details)
+        else:
+            reply = await submit(parsed)
+            command = parsed.command
+            log.info(
+                "%s %s",
+                routing_key,
+                reply.status if reply.error is None else f"rejected {reply.error.code}",
+                extra={
+                    "command": routing_key,
+                    "correlation_id": str(command.command_id),
+                    "tenant_id": getattr(command, "tenant_id", None),
+                    "code": None if reply.error is None else reply.error.code,
+                },
+            )
+        return reply.model_dump(mode="json") if message.reply_to else None
