@@ -1,0 +1,234 @@
+"""A walkthrough of the running system, as an administrator and the login front end see it.
+
+Starts the services (each in its own process) on a fresh PostgreSQL schema and RabbitMQ
+vhost, with a local SMTP sink, then sends a realistic sequence of commands and prints
+the replies, the events seen on `invitations.events`, the emails each person received,
+and the operator's audit trail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email
+import email.policy
+import importlib.util
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from rich.console import Console
+from rich.table import Table
+
+from shared.command_client import CommandClient
+from shared.contract import Reply
+from tests.support import (
+    TEST_SECRETS_KEY,
+    EventTap,
+    ServiceProcess,
+    service_env,
+    temporary_schema,
+    temporary_vhost,
+    wait_for,
+)
+
+console = Console(width=120)
+ADMIN = "root.admin@acme.example"
+
+
+class Sink:
+    """A local SMTP server that keeps what it is handed."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def has(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is not there
+        return False
+
+
+def show(step: str, reply: Reply) -> Reply:
+    colour = "green" if reply.status == "accepted" else "yellow"
+    detail = reply.result if reply.error is None else reply.error.model_dump()
+    if isinstance(detail, dict) and "rows" in detail:
+        detail = {**detail, "rows": f"{len(detail['rows'])} rows (see the report below)"}
+    console.print(f"[bold]{step}[/] → [{colour}]{reply.status}[/] {detail}")
+    return reply
+
+
+def command(tenant: str | None = None, **fields: Any) -> dict[str, Any]:
+    body = {"command_id": str(uuid.uuid4()), "actor": ADMIN, **fields}
+    if tenant is not None:
+        body["tenant_id"] = tenant
+    return body
+
+
+async def walk(database_url: str, amqp_url: str, log_dir: Path) -> None:
+    sink = Sink()
+    smtp_port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    env = service_env(
+        database_url,
+        amqp_url,
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(smtp_port),
+        SMTP_FROM="invitations@acme.example",
+        PUBLIC_BASE_URL="https://vault.acme.example",
+        LOG_LEVEL="WARNING",
+    )
+    services = [ServiceProcess("invitation", env, log_dir).start()]
+    for optional in ("notifier", "expiry"):
+        if has(f"services.{optional}.__main__"):
+            services.append(ServiceProcess(optional, env, log_dir).start())
+    console.rule("Services")
+    console.print(", ".join(s.name for s in services), f"(logs in {log_dir})")
+    tenant = f"acme-{uuid.uuid4().hex[:6]}"
+    try:
+        async with CommandClient(amqp_url) as client, EventTap(amqp_url) as tap:
+            await wait_for(lambda: _answers(client), timeout=30, what="the invitation service")
+            middle = await scenario(client, tenant)
+            await wait_for(lambda: any(e.event_type == "MassInviteCompleted"
+                                       for e in tap.envelopes), what="the events")
+            if has("services.expiry.__main__"):
+                console.rule("Waiting for the contractor's reminder and expiry (live)")
+                await wait_for(lambda: tap.of_type("ContractorExpired"), timeout=40,
+                               interval=0.2, what="ContractorExpired")
+            await asyncio.sleep(2)  # let the last emails go out
+            print_events([e for e in tap.envelopes if e.tenant_id == tenant
+                          or e.data.get("email") == "bob@partner.example"])
+        print_emails(sink.messages)
+        audit(database_url, tenant, middle)
+    finally:
+        for service in services:
+            service.stop()
+        controller.stop()
+
+
+async def _answers(client: CommandClient) -> bool:
+    try:
+        await client.send("register_account", command(email="probe@acme.example"), within=1)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def scenario(client: CommandClient, tenant: str) -> datetime:
+    console.rule(f"Commands for tenant {tenant}")
+    show("register bob's existing account",
+         await client.send("register_account", command(email="Bob@Partner.example")))
+    show("configure: notify security@, remind contractors 5 s before the end",
+         await client.send("configure_tenant", command(
+             tenant, admin_notification_emails=["security@acme.example"],
+             expiry_reminders=["PT5S"])))
+    show("invite alice as administrator (new account: automatic temporary password)",
+         await client.send("invite_user", command(
+             tenant, email="alice@acme.example", role="administrator", locale="en")))
+    show("invite bob (existing account: linked, no password)",
+         await client.send("invite_user", command(tenant, email=" BOB@partner.example ",
+                                                  role="user")))
+    show("invite chloé, manual temporary password, in French",
+         await client.send("invite_user", command(
+             tenant, email="chloe@acme.example", role="user",
+             temp_password_delivery="manual", locale="fr")))
+    ends = datetime.now(UTC) + timedelta(seconds=12)
+    show("invite dave as contractor (contractors are disabled)",
+         await client.send("invite_user", command(
+             tenant, email="dave@contractor.example", role="contractor",
+             access_expires_at=ends.isoformat())))
+    show("enable contractors",
+         await client.send("configure_tenant", command(tenant, contractor_enabled=True)))
+    middle = datetime.now(UTC)
+    dave = command(tenant, email="dave@contractor.example", role="contractor",
+                   access_expires_at=ends.isoformat())
+    show("invite dave as contractor, access ends in 12 s", await client.send("invite_user", dave))
+    show("the same command again (same command_id): the first reply, nothing new",
+         await client.send("invite_user", dave))
+    show("invite alice again: refused, with the pending invitation",
+         await client.send("invite_user", command(tenant, email="alice@acme.example",
+                                                  role="user")))
+    batch = show("mass invite: 4 rows, one bad email and one duplicate",
+                 await client.send("mass_invite", command(tenant, invitees=[
+                     {"email": "eve@acme.example", "role": "user"},
+                     {"email": "not-an-email", "role": "user"},
+                     {"email": "frank@acme.example", "role": "administrator"},
+                     {"email": "EVE@acme.example", "role": "user"},
+                 ])))
+    if batch.result:
+        for row in batch.result["rows"]:
+            console.print(f"   row {row['index']}: {row['email']:<22} {row['status']:<8} "
+                          f"{row.get('outcome') or row.get('error', {}).get('code')}")
+    return middle
+
+
+def print_events(envelopes: list[Any]) -> None:
+    console.rule("Events seen on invitations.events")
+    table = Table("pos", "event", "actor", "data")
+    for e in sorted(envelopes, key=lambda e: e.position):
+        data = {k: v for k, v in e.data.items() if k not in ("settings",) and v is not None}
+        text = ", ".join(f"{k}={v}" for k, v in data.items())
+        table.add_row(str(e.position), e.event_type, e.actor or "", text[:70])
+    console.print(table)
+
+
+def print_emails(messages: list[EmailMessage]) -> None:
+    console.rule(f"Emails handed to the SMTP server ({len(messages)})")
+    if not messages:
+        console.print("(the notifier is not part of this build yet)")
+    for message in messages:
+        body = message.get_body(("plain",))
+        text = body.get_content() if body is not None else ""
+        # The walkthrough is a demo: mask the temporary passwords it prints anyway.
+        text = re.sub(r"(?im)^(.*(password|mot de passe).*:\s*)(\S{16,})$", r"\1••••••••", text)
+        console.print(f"[bold]To:[/] {message['To']}  [bold]Subject:[/] {message['Subject']}")
+        console.print("   " + "\n   ".join(text.strip().splitlines()[:6]))
+
+
+def audit(database_url: str, tenant: str, middle: datetime) -> None:
+    cli = shutil.which("invitations", path=str(Path(sys.executable).parent))
+    if cli is None:
+        return
+    env = {**os.environ, "DATABASE_URL": database_url, "SECRETS_KEY": TEST_SECRETS_KEY}
+    console.rule("Operator: invitations audit --tenant")
+    subprocess.run([cli, "audit", "--tenant", tenant, "--format", "table"], env=env, check=False)
+    console.rule(f"Operator: invitations state --as-of {middle.isoformat()}")
+    subprocess.run([cli, "state", "--tenant", tenant, "--as-of", middle.isoformat()], env=env,
+                   check=False)
+    console.rule("Operator: invitations verify")
+    subprocess.run([cli, "verify"], env=env, check=False)
+
+
+def main() -> None:
+    log_dir = Path("var/walkthrough")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with temporary_schema() as database_url, temporary_vhost() as amqp_url:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(walk(database_url, amqp_url, log_dir))
+
+
+if __name__ == "__main__":
+    main()
