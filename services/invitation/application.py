@@ -79,6 +79,11 @@ class _InvitePlan:
     display_name: str | None
     locale: str | None
 
+    @property
+    def links_account(self) -> bool:
+        """Rule 4: an existing account someone can sign in to is linked, not given a password."""
+        return self.account is not None and self.account.can_sign_in
+
 
 class PasswordFactory:
     """Temporary passwords with their slow hashes, computed on a small thread pool.
@@ -329,11 +334,15 @@ class InvitationService:
         membership.offer(invitation_id, plan.role, plan.access_expires_at, cause)
         uow.add(membership)
         delivery: str | None = None
-        if plan.account is not None:
+        if plan.links_account:
             invitation.record_account_linked(cause)
             outcome = "account_linked"
         else:
-            account = Account.create_for_invitation(plan.email, plan.display_name, cause)
+            # A new person, or an account an earlier invitation created whose temporary
+            # password was withdrawn or expired unused: linking it would leave no way in.
+            account = plan.account or Account.create_for_invitation(
+                plan.email, plan.display_name, cause
+            )
             self._issue_temp_password(
                 uow, account, invitation_id, plan.delivery, plan.settings, cause
             )
@@ -424,7 +433,7 @@ class InvitationService:
                         "details": error.details,
                     },
                 }
-        self._passwords.prepare(sum(1 for _, plan in planned if plan.account is None))
+        self._passwords.prepare(sum(1 for _, plan in planned if not plan.links_account))
         for index, plan in planned:
             result = self._apply_invite(uow, plan, batch_id, cause)
             rows[index] = {
@@ -607,7 +616,8 @@ class InvitationService:
         account = self._account(uow, cmd.email)
         changed = account.record_delivered(cmd.temp_password_id, cause)
         uow.add(account)
-        uow.shred(cmd.temp_password_id)  # idempotent, and harmless if already gone
+        if changed:  # never shred a manual password, or one of another account
+            uow.shred(cmd.temp_password_id)
         return {"temp_password_id": str(cmd.temp_password_id), "recorded": changed}
 
     def _retrieve_temp_password(

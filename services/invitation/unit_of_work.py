@@ -73,7 +73,12 @@ class UnitOfWork:
         self.side.replies.append(reply)
 
     def checkpoint(self) -> tuple[dict[UUID, int], int, int]:
-        counts = {i: len(a.pending_events) for i, a in self._loaded.items() if a is not None}
+        # Only aggregates with pending events: loading one (a read) is not a change.
+        counts = {
+            i: len(a.pending_events)
+            for i, a in self._loaded.items()
+            if a is not None and a.pending_events
+        }
         return counts, len(self.side.sealed), len(self.side.shredded)
 
     def check_unchanged_since(self, checkpoint: tuple[dict[UUID, int], int, int]) -> None:

@@ -70,6 +70,11 @@ class Account(Aggregate):
             return self.temp_invitation_id
         return None
 
+    @property
+    def can_sign_in(self) -> bool:
+        """A password of its own, or a live temporary one."""
+        return self.password_set or self.temp_active
+
     # -- temporary password lifecycle ---------------------------------------------------
 
     def issue_temp_password(
@@ -118,7 +123,11 @@ class Account(Aggregate):
 
     def record_delivered(self, temp_password_id: UUID, cause: Cause) -> bool:
         """The automatic email went out: destroy the sealed copy. Repeats change nothing."""
-        if temp_password_id != self.temp_password_id or not self.temp_sealed:
+        if (
+            temp_password_id != self.temp_password_id
+            or not self.temp_sealed
+            or self.temp_delivery != "automatic"  # a manual one is only ever retrieved
+        ):
             return False
         self._delivered(**self._temp_fields(), delivery="automatic", **self._stamp(cause))
         return True

@@ -240,6 +240,9 @@ class Invitation(Aggregate):
             return DomainError(_STATUS_REFUSAL[self.status], f"the invitation is {self.status}")
         if now >= self.expires_at:
             return DomainError(RejectionCode.INVITATION_LAPSED, "the invitation link expired")
+        if self.access_expires_at is not None and now >= self.access_expires_at:
+            # The expiry service may not have run yet; the access has ended all the same.
+            return DomainError(RejectionCode.INVITATION_LAPSED, "the contractor's access ended")
         if email != self.email:
             return DomainError(
                 RejectionCode.EMAIL_MISMATCH,

@@ -18,7 +18,7 @@ from services.invitation.domain.ids import account_uuid, membership_uuid
 from shared.contract.codes import RejectionCode
 
 TOPIC = "invitations:Membership"
-MAX_ACCESS_AHEAD = timedelta(days=5 * 365 + 1)  # "at most 5 years ahead", leap day included
+MAX_ACCESS_YEARS = 5  # "at most 5 years ahead", in calendar years
 
 NONE, INVITED, ACTIVE, EXPIRED = "none", "invited", "active", "expired"
 ROLES = ("user", "administrator", "contractor")
@@ -54,8 +54,19 @@ def check_access_end(access_expires_at: datetime, now: datetime) -> None:
         raise DomainError(RejectionCode.INVALID_COMMAND, "access_expires_at needs a timezone")
     if access_expires_at <= now:
         raise DomainError(RejectionCode.EXPIRY_IN_PAST, "access_expires_at is not in the future")
-    if access_expires_at > now + MAX_ACCESS_AHEAD:
+    if access_expires_at > years_after(now, MAX_ACCESS_YEARS):
         raise DomainError(RejectionCode.EXPIRY_TOO_FAR, "access_expires_at is over 5 years ahead")
+
+
+def years_after(moment: datetime, years: int) -> datetime:
+    """The same calendar instant `years` later (29 February becomes 28 February).
+
+    A fixed number of days is wrong at the boundary: five years span one or two leap days.
+    """
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:
+        return moment.replace(year=moment.year + years, day=28)
 
 
 class Membership(Aggregate):
