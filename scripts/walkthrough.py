@@ -51,7 +51,7 @@ class Sink:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         self.messages.append(message)
@@ -112,15 +112,26 @@ async def walk(database_url: str, amqp_url: str, log_dir: Path) -> None:
         async with CommandClient(amqp_url) as client, EventTap(amqp_url) as tap:
             await wait_for(lambda: _answers(client), timeout=30, what="the invitation service")
             middle = await scenario(client, tenant)
-            await wait_for(lambda: any(e.event_type == "MassInviteCompleted"
-                                       for e in tap.envelopes), what="the events")
+            await wait_for(
+                lambda: any(e.event_type == "MassInviteCompleted" for e in tap.envelopes),
+                what="the events",
+            )
             if has("services.expiry.__main__"):
                 console.rule("Waiting for the contractor's reminder and expiry (live)")
-                await wait_for(lambda: tap.of_type("ContractorExpired"), timeout=40,
-                               interval=0.2, what="ContractorExpired")
+                await wait_for(
+                    lambda: tap.of_type("ContractorExpired"),
+                    timeout=40,
+                    interval=0.2,
+                    what="ContractorExpired",
+                )
             await asyncio.sleep(2)  # let the last emails go out
-            print_events([e for e in tap.envelopes if e.tenant_id == tenant
-                          or e.data.get("email") == "bob@partner.example"])
+            print_events(
+                [
+                    e
+                    for e in tap.envelopes
+                    if e.tenant_id == tenant or e.data.get("email") == "bob@partner.example"
+                ]
+            )
         print_emails(sink.messages)
         audit(database_url, tenant, middle)
     finally:
@@ -139,49 +150,101 @@ async def _answers(client: CommandClient) -> bool:
 
 async def scenario(client: CommandClient, tenant: str) -> datetime:
     console.rule(f"Commands for tenant {tenant}")
-    show("register bob's existing account",
-         await client.send("register_account", command(email="Bob@Partner.example")))
-    show("configure: notify security@, remind contractors 5 s before the end",
-         await client.send("configure_tenant", command(
-             tenant, admin_notification_emails=["security@acme.example"],
-             expiry_reminders=["PT5S"])))
-    show("invite alice as administrator (new account: automatic temporary password)",
-         await client.send("invite_user", command(
-             tenant, email="alice@acme.example", role="administrator", locale="en")))
-    show("invite bob (existing account: linked, no password)",
-         await client.send("invite_user", command(tenant, email=" BOB@partner.example ",
-                                                  role="user")))
-    show("invite chloé, manual temporary password, in French",
-         await client.send("invite_user", command(
-             tenant, email="chloe@acme.example", role="user",
-             temp_password_delivery="manual", locale="fr")))
+    show(
+        "register bob's existing account",
+        await client.send("register_account", command(email="Bob@Partner.example")),
+    )
+    show(
+        "configure: notify security@, remind contractors 5 s before the end",
+        await client.send(
+            "configure_tenant",
+            command(
+                tenant,
+                admin_notification_emails=["security@acme.example"],
+                expiry_reminders=["PT5S"],
+            ),
+        ),
+    )
+    show(
+        "invite alice as administrator (new account: automatic temporary password)",
+        await client.send(
+            "invite_user",
+            command(tenant, email="alice@acme.example", role="administrator", locale="en"),
+        ),
+    )
+    show(
+        "invite bob (existing account: linked, no password)",
+        await client.send(
+            "invite_user", command(tenant, email=" BOB@partner.example ", role="user")
+        ),
+    )
+    show(
+        "invite chloé, manual temporary password, in French",
+        await client.send(
+            "invite_user",
+            command(
+                tenant,
+                email="chloe@acme.example",
+                role="user",
+                temp_password_delivery="manual",
+                locale="fr",
+            ),
+        ),
+    )
     ends = datetime.now(UTC) + timedelta(seconds=12)
-    show("invite dave as contractor (contractors are disabled)",
-         await client.send("invite_user", command(
-             tenant, email="dave@contractor.example", role="contractor",
-             access_expires_at=ends.isoformat())))
-    show("enable contractors",
-         await client.send("configure_tenant", command(tenant, contractor_enabled=True)))
+    show(
+        "invite dave as contractor (contractors are disabled)",
+        await client.send(
+            "invite_user",
+            command(
+                tenant,
+                email="dave@contractor.example",
+                role="contractor",
+                access_expires_at=ends.isoformat(),
+            ),
+        ),
+    )
+    show(
+        "enable contractors",
+        await client.send("configure_tenant", command(tenant, contractor_enabled=True)),
+    )
     middle = datetime.now(UTC)
-    dave = command(tenant, email="dave@contractor.example", role="contractor",
-                   access_expires_at=ends.isoformat())
+    dave = command(
+        tenant,
+        email="dave@contractor.example",
+        role="contractor",
+        access_expires_at=ends.isoformat(),
+    )
     show("invite dave as contractor, access ends in 12 s", await client.send("invite_user", dave))
-    show("the same command again (same command_id): the first reply, nothing new",
-         await client.send("invite_user", dave))
-    show("invite alice again: refused, with the pending invitation",
-         await client.send("invite_user", command(tenant, email="alice@acme.example",
-                                                  role="user")))
-    batch = show("mass invite: 4 rows, one bad email and one duplicate",
-                 await client.send("mass_invite", command(tenant, invitees=[
-                     {"email": "eve@acme.example", "role": "user"},
-                     {"email": "not-an-email", "role": "user"},
-                     {"email": "frank@acme.example", "role": "administrator"},
-                     {"email": "EVE@acme.example", "role": "user"},
-                 ])))
+    show(
+        "the same command again (same command_id): the first reply, nothing new",
+        await client.send("invite_user", dave),
+    )
+    show(
+        "invite alice again: refused, with the pending invitation",
+        await client.send("invite_user", command(tenant, email="alice@acme.example", role="user")),
+    )
+    batch = show(
+        "mass invite: 4 rows, one bad email and one duplicate",
+        await client.send(
+            "mass_invite",
+            command(
+                tenant,
+                invitees=[
+                    {"email": "eve@acme.example", "role": "user"},
+                    {"email": "not-an-email", "role": "user"},
+                    {"email": "frank@acme.example", "role": "administrator"},
+                    {"email": "EVE@acme.example", "role": "user"},
+                ],
+            ),
+        ),
+    )
     if batch.result:
         for row in batch.result["rows"]:
-            console.print(f"   row {row['index']}: {row['email']:<22} {row['status']:<8} "
-                          f"{row.get('outcome') or row.get('error', {}).get('code')}")
+            console.print(
+                f"   row {row['index']}: {row['email']:<22} {row['status']:<8} "
+                f"{row.get('outcome') or row.get('error', {}).get('code')}"
+            )
     return middle
 
 
@@ -216,8 +279,9 @@ def audit(database_url: str, tenant: str, middle: datetime) -> None:
     console.rule("Operator: invitations audit --tenant")
     subprocess.run([cli, "audit", "--tenant", tenant, "--format", "table"], env=env, check=False)
     console.rule(f"Operator: invitations state --as-of {middle.isoformat()}")
-    subprocess.run([cli, "state", "--tenant", tenant, "--as-of", middle.isoformat()], env=env,
-                   check=False)
+    subprocess.run(
+        [cli, "state", "--tenant", tenant, "--as-of", middle.isoformat()], env=env, check=False
+    )
     console.rule("Operator: invitations verify")
     subprocess.run([cli, "verify"], env=env, check=False)
 
@@ -225,9 +289,12 @@ def audit(database_url: str, tenant: str, middle: datetime) -> None:
 def main() -> None:
     log_dir = Path("var/walkthrough")
     log_dir.mkdir(parents=True, exist_ok=True)
-    with temporary_schema() as database_url, temporary_vhost() as amqp_url:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(walk(database_url, amqp_url, log_dir))
+    with (
+        temporary_schema() as database_url,
+        temporary_vhost() as amqp_url,
+        contextlib.suppress(KeyboardInterrupt),
+    ):
+        asyncio.run(walk(database_url, amqp_url, log_dir))
 
 
 if __name__ == "__main__":

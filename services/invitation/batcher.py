@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from eventsourcing.persistence import InterfaceError, OperationalError
 
 from services.invitation.application import IncomingCommand, InvitationService
+from shared import metrics
 from shared.contract import Reply
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,8 @@ class Batcher:
             batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            metrics.BATCH_SIZE.observe(len(batch))
+            started = time.perf_counter()
             try:
                 replies = await self._handle_with_retry([item for item, _ in batch])
             except Exception as error:  # each submitter re-raises it: the message is nacked
@@ -62,6 +66,8 @@ class Batcher:
                     if not future.done():
                         future.set_exception(error)
                 continue
+            finally:
+                metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
             self._on_commit()
             for (_, future), reply in zip(batch, replies, strict=True):
                 if not future.done():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from faststream import FastStream
@@ -15,7 +16,9 @@ from services.invitation.batcher import Batcher
 from services.invitation.entrypoints.commands import register_intake
 from services.invitation.event_log import EventLog
 from services.invitation.settings import InvitationSettings
+from shared import metrics
 from shared.contract import Reply
+from shared.ops_http import NotReadyError, add_ops_http, blocking, broker_checks
 from shared.secrets import HashCost, TempPasswordHasher
 from shared.topology import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, EVENTS_EXCHANGE
 
@@ -45,9 +48,28 @@ def build_app(settings: InvitationSettings) -> FastStream:
         assert runtime is not None, "commands are consumed only after start-up"
         return await runtime.batcher.submit(item)
 
+    def stored_position() -> int:
+        """Also the readiness check of the database."""
+        if runtime is None:
+            raise NotReadyError("starting")
+        return int(runtime.service.store.recorder.max_notification_id() or 0)
+
+    async def sample_relay_lag() -> None:
+        stored = await asyncio.to_thread(stored_position)
+        metrics.EVENT_STORE_POSITION.labels(store="invitations").set(stored)
+        if runtime is not None and runtime.relay is not None:
+            lag = max(0, stored - runtime.relay.published_position)
+            metrics.RELAY_LAG.labels(relay="outbox").set(lag)
+
     app = FastStream(
         broker,
         specification=AsyncAPI(title="Invitation service", version="1.0.0"),
+    )
+    add_ops_http(
+        app,
+        settings.http_port,
+        checks={**broker_checks(broker), "database": blocking(stored_position)},
+        before_scrape=[sample_relay_lag],
     )
     register_intake(broker, submit, prefetch=settings.command_prefetch)
 

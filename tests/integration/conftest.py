@@ -12,9 +12,9 @@ import pytest_asyncio
 from shared.command_client import CommandClient
 from tests.support import (
     ServiceProcess,
+    service_env,
     temporary_schema,
     temporary_vhost,
-    service_env,
     unique,
     wait_for,
 )
@@ -49,8 +49,11 @@ async def ready(client: CommandClient) -> None:
         try:
             await client.send(
                 "register_account",
-                {"command_id": str(uuid.uuid4()),
-                 "actor": "service:test", "email": f"{unique('probe')}@example.com"},
+                {
+                    "command_id": str(uuid.uuid4()),
+                    "actor": "service:test",
+                    "email": f"{unique('probe')}@example.com",
+                },
                 within=1.0,
             )
         except TimeoutError:
@@ -67,9 +70,7 @@ async def client(amqp_url: str) -> AsyncIterator[CommandClient]:
 
 
 @pytest.fixture
-def start_service(
-    database_url: str, amqp_url: str, log_dir: Path
-) -> Iterator[object]:
+def start_service(database_url: str, amqp_url: str, log_dir: Path) -> Iterator[object]:
     """Start `python -m services.invitation` (stopped at the end of the test)."""
     started: list[ServiceProcess] = []
 

@@ -53,7 +53,10 @@ async def test_an_invite_is_answered_on_reply_to_with_the_contract_result(
     assert reply.error is None
     assert reply.result is not None
     assert set(reply.result) >= {
-        "invitation_id", "account_id", "outcome", "temp_password_delivery",
+        "invitation_id",
+        "account_id",
+        "outcome",
+        "temp_password_delivery",
         "invitation_expires_at",
     }
     assert reply.result["outcome"] == "temp_password_issued"
@@ -94,7 +97,8 @@ async def test_malformed_and_unknown_messages_are_answered_dead_lettered_and_do_
     reasons = sorted(str(m.headers[DEAD_LETTER_REASON_HEADER]) for m in dead)
     assert reasons == ["invalid_command", "invalid_command", "invalid_command", "unknown_command"]
     assert {str(m.headers[DEAD_LETTER_ROUTING_KEY_HEADER]) for m in dead} == {
-        "invite_user", "make_coffee"
+        "invite_user",
+        "make_coffee",
     }
     assert b"{not json" in [m.body for m in dead]
 

@@ -28,16 +28,32 @@ async def test_no_temp_password_or_token_appears_in_pg_dump_messages_or_log(
     await ready(client)
     key = decode_secrets_key(TEST_SECRETS_KEY)
     async with EventTap(amqp_url) as tap:
-        await client.send("configure_tenant", {"command_id": str(uuid.uuid4()),
-                          "actor": "admin@example.com", "tenant_id": tenant,
-                          "temp_password_delivery": "manual"})
+        await client.send(
+            "configure_tenant",
+            {
+                "command_id": str(uuid.uuid4()),
+                "actor": "admin@example.com",
+                "tenant_id": tenant,
+                "temp_password_delivery": "manual",
+            },
+        )
         rows = [{"email": f"s{i}@example.com", "role": "user"} for i in range(20)]
-        batch = await client.send("mass_invite", {"command_id": str(uuid.uuid4()),
-                                  "actor": "admin@example.com", "tenant_id": tenant,
-                                  "invitees": rows})
+        batch = await client.send(
+            "mass_invite",
+            {
+                "command_id": str(uuid.uuid4()),
+                "actor": "admin@example.com",
+                "tenant_id": tenant,
+                "invitees": rows,
+            },
+        )
         assert batch.status == "accepted"
-        issued = await wait_for(lambda: len(tap.of_type("TempPasswordIssued")) >= 20 and
-                                tap.of_type("TempPasswordIssued"), what="20 passwords issued")
+        issued = await wait_for(
+            lambda: (
+                len(tap.of_type("TempPasswordIssued")) >= 20 and tap.of_type("TempPasswordIssued")
+            ),
+            what="20 passwords issued",
+        )
         invited = tap.of_type("UserInvited")
 
     # The plaintexts, recovered the only way there is: opening the sealed copies.
@@ -60,9 +76,19 @@ async def test_no_temp_password_or_token_appears_in_pg_dump_messages_or_log(
     parts = urlsplit(database_url)
     schema = parse_qs(parts.query)["schema"][0]
     dump = subprocess.run(
-        ["pg_dump", "-h", parts.hostname or "127.0.0.1", "-U", parts.username or "root",
-         "-n", schema, "--data-only", parts.path.lstrip("/")],
-        check=True, capture_output=True,
+        [
+            "pg_dump",
+            "-h",
+            parts.hostname or "127.0.0.1",
+            "-U",
+            parts.username or "root",
+            "-n",
+            schema,
+            "--data-only",
+            parts.path.lstrip("/"),
+        ],
+        check=True,
+        capture_output=True,
     ).stdout.decode(errors="replace")
     assert "invitations_events" in dump
     # pg_dump shows bytea as hex, so read every event state decoded as well.

@@ -22,6 +22,8 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
+from services.invitation.adapters.chain import PostgresAuditTables, SQLiteAuditTables
+
 
 @dataclass(frozen=True)
 class StoredReply:
@@ -69,6 +71,9 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
                 "sealed bytea NOT NULL, sealed_at timestamptz NOT NULL DEFAULT now())"
             ).format(self._sealed)
         )
+        # Hash chain and stream index, written with the events (adapters/chain.py).
+        self.audit = PostgresAuditTables(datastore, events_table_name)
+        self.sql_create_statements.extend(self.audit.create_statements())
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
@@ -86,7 +91,9 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
             if not stored_events:
                 return []
             self._insert_stored_events(curs, stored_events, **kwargs)
-            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            self.audit.append(curs, stored_events, ids or [])
+            return ids
 
     def _insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -182,6 +189,8 @@ class SQLiteInvitationRecorder(SQLiteApplicationRecorder):
     _SEALED = "invitation_sealed_secrets"
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        # Before super(), which builds the create statements.
+        self.audit = SQLiteAuditTables(datastore, events_table_name, "invitation")
         super().__init__(datastore, events_table_name)
 
     def construct_create_table_statements(self) -> list[str]:
@@ -191,6 +200,7 @@ class SQLiteInvitationRecorder(SQLiteApplicationRecorder):
             "fingerprint TEXT NOT NULL, reply TEXT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self._SEALED} (temp_password_id TEXT PRIMARY KEY, "
             "sealed BLOB NOT NULL)",
+            *self.audit.create_statements(),
         ]
 
     def _insert_events(
@@ -214,7 +224,9 @@ class SQLiteInvitationRecorder(SQLiteApplicationRecorder):
                     f"DELETE FROM {self._SEALED} WHERE temp_password_id = ?",
                     (str(temp_password_id),),
                 )
-        return super()._insert_events(c, stored_events, **kwargs)
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        self.audit.append(c, stored_events, ids or [])
+        return ids
 
     def select_streams(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
         """Every event of many streams in one query per 500 ids, each in version order."""

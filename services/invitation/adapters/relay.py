@@ -19,6 +19,7 @@ from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Tra
 from eventsourcing.utils import Environment
 
 from services.invitation.event_log import EventLog
+from shared import metrics
 from shared.contract import EventEnvelope
 from shared.topology import EVENTS_EXCHANGE_NAME
 
@@ -115,9 +116,12 @@ class OutboxRelay:
                         )
                     )
                     self.published_count += len(envelopes)
+                    for e in envelopes:
+                        metrics.EVENTS_RELAYED.labels(metrics.event_label(e.event_type)).inc()
                 if last > position:
                     await asyncio.to_thread(self._record, last)
                     position = self.published_position = last
+                    metrics.RELAY_POSITION.labels(relay="outbox").set(position)
                     continue  # there may be more right behind
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):

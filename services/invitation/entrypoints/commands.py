@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
 from pydantic import ValidationError
 
 from services.invitation.application import IncomingCommand
+from shared import metrics
 from shared.contract import COMMANDS, RejectionCode, Reply
 from shared.topology import (
     COMMANDS_EXCHANGE,
@@ -111,6 +113,7 @@ def register_intake(
         description="Every command of the contract; the routing key is the command name.",
     )
     async def on_command(body: bytes, message: RabbitMessage) -> dict[str, Any] | None:
+        started = time.perf_counter()
         routing_key = message.raw_message.routing_key or ""
         parsed = parse_command(routing_key, body)
         if isinstance(parsed, Malformed):
@@ -140,4 +143,5 @@ def register_intake(
                     "code": None if reply.error is None else reply.error.code,
                 },
             )
+        metrics.observe_command(routing_key, reply, time.perf_counter() - started)
         return reply.model_dump(mode="json") if message.reply_to else None

@@ -1,0 +1,390 @@
+"""`invitations`: the operator's console script. Thin: parse options, call, print.
+
+Configured by the services' environment (DATABASE_URL, AMQP_URL, SECRETS_KEY or
+DEVELOPMENT_MODE=true). Exit codes: 0 done, 1 a finding (tampered history, nothing to
+report, a refused retrieval), 2 a usage or configuration problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+from uuid import UUID
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from services.cli import render
+from services.cli.adapters.pdf import write_temp_password_pdf
+from services.cli.adapters.publisher import republish as publish_again
+from services.cli.adapters.sent_emails import invitation_emails
+from services.cli.bootstrap import ConfigurationError, Operator, load_settings, open_operator
+from services.cli.history import History, HistoryFilter
+from services.cli.replay import ConsumerUnavailableError, load_rebuild
+from services.cli.report import add_invitation_emails, build_report, retrieve_temp_passwords
+from services.cli.state import state_at
+from services.invitation.adapters.chain import (
+    Checkpoint,
+    Problem,
+    checkpoint_key,
+    sign_checkpoint,
+    verify,
+)
+
+app = typer.Typer(
+    name="invitations",
+    help="Operate the invitation system: audit its history, check it, repair consumers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class ReportFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class Consumer(StrEnum):
+    notifier = "notifier"
+    expiry = "expiry"
+
+
+def parse_instant(text: str) -> datetime:
+    """ISO 8601; a date means its midnight UTC, a time without zone means UTC; or `now`."""
+    if text.strip().lower() == "now":
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO 8601 date or time: {text!r}") from None
+    if len(text.strip()) == 10:  # a bare date
+        moment = datetime.combine(moment.date(), time(), UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _instant(value: str | None) -> datetime | None:
+    return None if value is None else parse_instant(value)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, soft_wrap=True)
+
+
+def _stdout() -> Console:
+    """For message lines: never wrapped, so that scripts can grep them."""
+    return Console(soft_wrap=True)
+
+
+@contextmanager
+def _operator() -> Iterator[Operator]:
+    try:
+        operator = open_operator(load_settings())
+    except ConfigurationError as error:
+        _stderr().print(f"[red]configuration:[/red] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    try:
+        yield operator
+    finally:
+        operator.close()
+
+
+def _progress(description: str) -> Progress:
+    console = _stderr()
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+def _default_format() -> Format:
+    return Format.table if sys.stdout.isatty() else Format.json
+
+
+# -- audit ---------------------------------------------------------------------------------
+
+InstantOption = Annotated[str | None, typer.Option(metavar="TIME", help="ISO 8601, UTC if no zone")]
+
+
+@app.command()
+def audit(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's events.")] = None,
+    email: Annotated[str | None, typer.Option(help="Only this person's events.")] = None,
+    invitation: Annotated[UUID | None, typer.Option(help="Only this invitation's events.")] = None,
+    event_type: Annotated[
+        list[str] | None, typer.Option("--type", help="Only this event type (repeatable).")
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Only events caused by this actor.")] = None,
+    since: InstantOption = None,
+    until: InstantOption = None,
+    output: Annotated[
+        Format | None,
+        typer.Option(
+            "--format",
+            help="table (default on a terminal) or json (one envelope "
+            "per line, as published on the broker).",
+        ),
+    ] = None,
+) -> None:
+    """The history in store order: who did what, when, to whom."""
+    query = HistoryFilter(
+        tenant_id=tenant,
+        email=email,
+        invitation_id=invitation,
+        event_types=frozenset(event_type or ()),
+        actor=actor,
+        since=_instant(since),
+        until=_instant(until),
+    )
+    with _operator() as operator:
+        envelopes = History(operator.store, operator.audit).envelopes(query)
+        if (output or _default_format()) is Format.json:
+            render.audit_json(sys.stdout, envelopes)
+        else:
+            render.audit_table(Console(), envelopes)
+
+
+# -- state ---------------------------------------------------------------------------------
+
+
+@app.command()
+def state(
+    as_of: Annotated[
+        str, typer.Option("--as-of", metavar="TIME", help="The instant (ISO 8601, or now).")
+    ] = "now",
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    output: Annotated[Format | None, typer.Option("--format", help="table or json.")] = None,
+) -> None:
+    """Who had access at an instant (role, status, contractors' end dates) and what was pending."""
+    instant = parse_instant(as_of)
+    with _operator() as operator:
+        history = History(operator.store, operator.audit)
+        envelopes = history.envelopes(HistoryFilter(tenant_id=tenant, until=instant))
+        tenants = state_at(envelopes, instant, tenant)
+        if (output or _default_format()) is Format.json:
+            render.state_json(sys.stdout, instant, tenants)
+        else:
+            render.state_tables(Console(), instant, tenants)
+
+
+# -- verify --------------------------------------------------------------------------------
+
+
+@app.command(name="verify")
+def verify_history(
+    checkpoint: Annotated[
+        bool, typer.Option(help="Sign a checkpoint at the head when the history is intact.")
+    ] = True,
+    expect_checkpoint: Annotated[
+        int | None,
+        typer.Option(
+            metavar="SEQ",
+            help="Fail unless checkpoint SEQ (as recorded outside "
+            "the database) is still there: catches truncation back to an older one.",
+        ),
+    ] = None,
+) -> None:
+    """Prove the stored history was not altered: exit 0 if intact, 1 with positions if not."""
+    console = _stdout()
+    with _operator() as operator:
+        key = checkpoint_key(operator.settings.secrets_key_bytes)
+        with _progress("verifying") as bar:
+            task = bar.add_task("verify", total=None)
+            result = verify(
+                operator.audit,
+                key,
+                lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        last = result.last_checkpoint
+        if expect_checkpoint is not None and (last is None or last.seq < expect_checkpoint):
+            result.problems.append(_missing_checkpoint(expect_checkpoint, last))
+        if not result.intact:
+            console.print(
+                f"[red]TAMPERED[/red]: {len(result.problems)} problem(s); first bad "
+                f"position {result.first_bad_position}"
+            )
+            for problem in sorted(result.problems, key=lambda p: p.position)[:50]:
+                console.print(f"  position {problem.position}: {escape(problem.what)}")
+            raise typer.Exit(1)
+        console.print(
+            f"intact: {result.events} events up to position {result.last_position}, "
+            f"{result.checkpoints_checked} signed checkpoint(s) matched; chain head "
+            f"{result.head.hex()}"
+        )
+        signed = sign_checkpoint(operator.audit, key, result) if checkpoint else None
+        latest = signed or last
+        if latest is not None:
+            console.print(
+                f"latest checkpoint #{latest.seq} at position {latest.position} "
+                f"(record this number to detect truncation: --expect-checkpoint "
+                f"{latest.seq})"
+            )
+
+
+def _missing_checkpoint(expected: int, last: Checkpoint | None) -> Problem:
+    found, position = (last.seq, last.position) if last is not None else (0, 0)
+    return Problem(
+        position,
+        f"checkpoint #{expected} was expected but the latest is #{found}: "
+        "the history was truncated and its checkpoints removed",
+    )
+
+
+# -- replay --------------------------------------------------------------------------------
+
+
+@app.command()
+def replay(
+    consumer: Annotated[Consumer, typer.Argument(help="The consumer to rebuild.")],
+) -> None:
+    """Rebuild a consumer's state from the event store, sending nothing again."""
+    try:
+        rebuild = load_rebuild(consumer.value)
+    except ConsumerUnavailableError as error:
+        _stderr().print(f"[red]replay:[/red] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    try:
+        settings = load_settings()
+    except ConfigurationError as error:
+        _stderr().print(f"[red]configuration:[/red] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    started = datetime.now(UTC)
+    with _progress(f"replaying {consumer.value}") as bar:
+        task = bar.add_task("replay", total=None)
+        applied = rebuild(
+            settings, lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    seconds = max((datetime.now(UTC) - started).total_seconds(), 1e-9)
+    _stdout().print(
+        f"{consumer.value} rebuilt from {applied} events in {seconds:.1f} s "
+        f"({applied / seconds:,.0f} events/s)"
+    )
+
+
+# -- republish -----------------------------------------------------------------------------
+
+
+@app.command(name="republish")
+def republish_events(
+    from_position: Annotated[
+        int, typer.Option("--from-position", min=1, help="First position (inclusive).")
+    ],
+    to_position: Annotated[
+        int | None, typer.Option("--to-position", min=1, help="Last position (inclusive).")
+    ] = None,
+    event_type: Annotated[
+        list[str] | None, typer.Option("--type", help="Only this event type (repeatable).")
+    ] = None,
+) -> None:
+    """Publish stored events again to invitations.events, with their original message ids."""
+    types = frozenset(event_type or ())
+    with _operator() as operator:
+        history = History(operator.store, operator.audit)
+        envelopes = (
+            e
+            for e in history.scan(after=from_position - 1, upto=to_position)
+            if not types or e.event_type in types
+        )
+        with _progress("republishing") as bar:
+            task = bar.add_task("republish", total=None)
+            count = asyncio.run(
+                publish_again(
+                    operator.settings.amqp_url,
+                    envelopes,
+                    progress=lambda e: bar.update(task, completed=e.position),
+                )
+            )
+    _stdout().print(f"republished {count} event(s) to invitations.events")
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def _default_actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"operator:{user}"
+
+
+@app.command()
+def report(
+    batch_id: Annotated[UUID, typer.Argument(help="The mass invite's batch_id.")],
+    output: Annotated[
+        ReportFormat | None, typer.Option("--format", help="table, csv or json.")
+    ] = None,
+    temp_passwords: Annotated[
+        Path | None,
+        typer.Option(
+            "--temp-passwords",
+            metavar="DIR",
+            file_okay=False,
+            help="Write one PDF per manual temporary password not yet retrieved "
+            "(each can be retrieved once), and record the retrieval.",
+        ),
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option(help="Who retrieves the passwords [default: operator:$USER].")
+    ] = None,
+) -> None:
+    """The mass-invite report: per invitee the outcome, the invitation's state, the delivery."""
+    with _operator() as operator:
+        found = build_report(operator.store, operator.audit, batch_id)
+        if found is None:
+            _stderr().print(f"[red]report:[/red] no mass invite with batch id {batch_id}")
+            raise typer.Exit(1)
+        invitation_ids = [r.invitation_id for r in found.rows if r.invitation_id]
+        add_invitation_emails(found, invitation_emails(operator.store.recorder, invitation_ids))
+        fmt = output or (ReportFormat.table if sys.stdout.isatty() else ReportFormat.json)
+        if temp_passwords is None:
+            if fmt is ReportFormat.json:
+                render.report_json(sys.stdout, found)
+            elif fmt is ReportFormat.csv:
+                render.report_csv(sys.stdout, found)
+            else:
+                render.report_table(Console(), found)
+            return
+        results = retrieve_temp_passwords(
+            operator.service,
+            found,
+            temp_passwords,
+            actor or _default_actor(),
+            write_temp_password_pdf,
+        )
+    console, errors = _stdout(), _stderr()
+    for result in results:
+        if result.ok:
+            console.print(f"wrote {escape(str(result.path))}")
+        else:
+            errors.print(f"[red]{result.code}[/red]: {escape(result.message or '')}")
+    written = sum(1 for r in results if r.ok)
+    console.print(
+        f"{written} temporary password sheet(s) written, {len(results) - written} refused"
+    )
+    if written < len(results):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,280 @@
+"""The mass-invite report (rule 10) and the one-time retrieval of manual temporary passwords.
+
+The per-row outcome is the `rows` of the batch's internal `MassInvite.Completed` event (the
+published `MassInviteCompleted` has counts only); each invitation's state and its temporary
+password's delivery are folded from the invitation and account streams.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+from services.cli.history import History
+from services.invitation.adapters.chain import AuditTables
+from services.invitation.application import InvitationService, InvitationStore
+from services.invitation.domain.batch import TOPIC as BATCH_TOPIC
+from services.invitation.domain.ids import account_uuid
+from shared.contract import EventEnvelope, RetrieveTempPassword
+from shared.contract.codes import RejectionCode
+
+_COMPLETED_TOPIC = f"{BATCH_TOPIC}.Completed"
+_INVITATION_STATES = {
+    "UserInvited": "pending",
+    "InvitationResent": "pending",
+    "InvitationRevoked": "revoked",
+    "InvitationLapsed": "lapsed",
+    "InvitationAccepted": "accepted",
+}
+# What became of a temporary password, by the event that last touched it.
+_TEMP_PASSWORD_STATES = {
+    "TempPasswordExpired": "expired",
+    "TempPasswordRevoked": "withdrawn",
+}
+
+
+@dataclass
+class ReportRow:
+    index: int
+    email: str
+    status: str  # invited | refused
+    role: str | None = None
+    outcome: str | None = None  # account_linked | temp_password_issued | the refusal code
+    error: str | None = None
+    invitation_id: str | None = None
+    invitation_state: str | None = None  # pending | accepted | revoked | lapsed
+    delivery_mode: str | None = None  # automatic | manual (temporary passwords)
+    temp_password_id: str | None = None
+    temp_password_valid_until: str | None = None
+    # awaiting_email | emailed | awaiting_retrieval | retrieved | expired | withdrawn |
+    # password_changed; None for linked accounts (no temporary password).
+    temp_password: str | None = None
+    delivered_at: str | None = None
+    delivered_by: str | None = None
+    # The invitation email, from the notifier's sent-records when they can be read.
+    invitation_email: str | None = None
+    invitation_email_sent_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class MassInviteReport:
+    batch_id: str
+    tenant_id: str | None
+    completed_at: datetime
+    actor: str
+    invited: int
+    refused: int
+    rows: list[ReportRow] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "tenant_id": self.tenant_id,
+            "completed_at": self.completed_at.isoformat(),
+            "actor": self.actor,
+            "invited": self.invited,
+            "refused": self.refused,
+            "rows": [r.to_json() for r in self.rows],
+        }
+
+
+def build_report(
+    store: InvitationStore, audit: AuditTables, batch_id: UUID
+) -> MassInviteReport | None:
+    completed: Any = None
+    for stored in store.recorder.select_streams([batch_id]):  # type: ignore[attr-defined]
+        if stored.topic == _COMPLETED_TOPIC:
+            completed = store.mapper.to_domain_event(stored)
+    if completed is None:
+        return None
+    rows = [_row(r) for r in completed.rows]
+    invitation_ids = [UUID(r.invitation_id) for r in rows if r.invitation_id]
+    accounts = [account_uuid(r.email) for r in rows if r.invitation_id]
+    history = History(store, audit)
+    _fold(rows, history.of_streams([*invitation_ids, *dict.fromkeys(accounts)]))
+    return MassInviteReport(
+        batch_id=str(batch_id),
+        tenant_id=completed.tenant_id,
+        completed_at=completed.timestamp,
+        actor=completed.actor,
+        invited=completed.invited,
+        refused=completed.refused,
+        rows=rows,
+    )
+
+
+@dataclass(frozen=True)
+class SentEmail:
+    """The notifier's record of the latest invitation email of one invitation."""
+
+    invitation_id: str
+    kind: str
+    status: str  # the notifier's own: pending, sent, failed, ...
+    sent_at: datetime | None
+
+
+def add_invitation_emails(report: MassInviteReport, sent: Mapping[str, SentEmail]) -> None:
+    for row in report.rows:
+        email = sent.get(row.invitation_id or "")
+        if email is not None:
+            row.invitation_email = email.status
+            row.invitation_email_sent_at = (
+                None if email.sent_at is None else (email.sent_at.isoformat())
+            )
+
+
+def _row(raw: dict[str, Any]) -> ReportRow:
+    error = raw.get("error") or {}
+    return ReportRow(
+        index=int(raw["index"]),
+        email=str(raw["email"]),
+        status=str(raw["status"]),
+        role=raw.get("role"),
+        outcome=raw.get("outcome") or error.get("code"),
+        error=error.get("message"),
+        invitation_id=raw.get("invitation_id"),
+        delivery_mode=raw.get("temp_password_delivery"),
+    )
+
+
+def _fold(rows: list[ReportRow], envelopes: Iterable[EventEnvelope]) -> None:
+    by_invitation = {r.invitation_id: r for r in rows if r.invitation_id}
+    by_email = {r.email: r for r in rows if r.invitation_id}
+    for e in envelopes:
+        d = e.data
+        row = by_invitation.get(str(d.get("invitation_id")))
+        if e.event_type in _INVITATION_STATES and row is not None:
+            row.invitation_state = _INVITATION_STATES[e.event_type]
+        elif e.event_type == "TempPasswordIssued" and row is not None:
+            row.delivery_mode = d["delivery"]
+            row.temp_password_id = d.get("temp_password_id")
+            row.temp_password_valid_until = d.get("valid_until")
+            row.temp_password = (
+                f"awaiting_{'email' if d['delivery'] == 'automatic' else 'retrieval'}"
+            )
+            row.delivered_at = row.delivered_by = None
+        elif e.event_type == "TempPasswordDelivered" and row is not None:
+            if d.get("temp_password_id") == row.temp_password_id:
+                row.temp_password = "emailed" if d["delivery"] == "automatic" else "retrieved"
+                row.delivered_at, row.delivered_by = e.occurred_at.isoformat(), e.actor
+        elif e.event_type in _TEMP_PASSWORD_STATES and row is not None:
+            if d.get("temp_password_id") == row.temp_password_id:
+                row.temp_password = _TEMP_PASSWORD_STATES[e.event_type]
+        elif e.event_type == "PasswordChanged":
+            person = by_email.get(str(d.get("email")))
+            if person is not None and person.temp_password in (
+                "awaiting_email",
+                "awaiting_retrieval",
+            ):
+                person.temp_password = "password_changed"
+
+
+# -- one-time retrieval of manual temporary passwords (rules 5 and 13) ---------------------
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    email: str
+    path: Path | None  # the PDF written, or None
+    code: str | None = None  # why not: a rejection code
+    message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.path is not None
+
+
+PdfWriter = Callable[[Path, "TempPasswordSheet"], None]
+
+
+@dataclass(frozen=True)
+class TempPasswordSheet:
+    tenant_id: str | None
+    email: str
+    temp_password: str
+    valid_until: str | None
+    batch_id: str
+
+
+def _file_name(row: ReportRow) -> str:
+    return f"{row.index + 1:05d}_{re.sub(r'[^A-Za-z0-9@._-]', '_', row.email)}.pdf"
+
+
+def retrieve_temp_passwords(
+    service: InvitationService,
+    report: MassInviteReport,
+    directory: Path,
+    actor: str,
+    write_pdf: PdfWriter,
+) -> list[Retrieval]:
+    """One PDF per manual-mode invitee whose password was never retrieved; each only once.
+
+    Order matters: the sealed copy is opened and the PDF written first, and only then is
+    `retrieve_temp_password` recorded (which destroys the sealed copy). A crash in between
+    leaves the password retrievable again rather than lost; a refused command removes the
+    PDF, so no file outlives a refusal.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    results: list[Retrieval] = []
+    for row in report.rows:
+        if row.delivery_mode != "manual" or row.temp_password_id is None:
+            continue
+        if row.temp_password != "awaiting_retrieval":
+            results.append(_not_available(row))
+            continue
+        temp_password_id = UUID(row.temp_password_id)
+        plaintext = service.open_sealed(temp_password_id)
+        if plaintext is None:
+            results.append(_not_available(row))
+            continue
+        path = directory / _file_name(row)
+        sheet = TempPasswordSheet(
+            report.tenant_id, row.email, plaintext, row.temp_password_valid_until, report.batch_id
+        )
+        try:
+            write_pdf(path, sheet)
+        except FileExistsError:
+            results.append(
+                Retrieval(
+                    row.email, None, "file_exists", f"{path} already exists; nothing was retrieved"
+                )
+            )
+            continue
+        reply = service.handle(
+            "retrieve_temp_password",
+            RetrieveTempPassword(
+                command_id=uuid4(),
+                actor=actor,
+                email=row.email,
+                temp_password_id=temp_password_id,
+            ),
+        )
+        if reply.error is not None:
+            path.unlink(missing_ok=True)
+            results.append(Retrieval(row.email, None, reply.error.code, reply.error.message))
+            continue
+        results.append(Retrieval(row.email, path))
+    return results
+
+
+def _not_available(row: ReportRow) -> Retrieval:
+    why = {
+        "retrieved": f"already retrieved at {row.delivered_at} by {row.delivered_by}",
+        "expired": "it expired unused",
+        "withdrawn": "it was withdrawn (the invitation was revoked or re-sent)",
+        "password_changed": "the invitee already set their own password",
+    }.get(row.temp_password or "", "it is no longer available")
+    return Retrieval(
+        row.email,
+        None,
+        RejectionCode.TEMP_PASSWORD_NOT_AVAILABLE.value,
+        f"the temporary password of {row.email} cannot be retrieved again: {why}",
+    )

@@ -1,0 +1,364 @@
+"""The public contract as an AsyncAPI 3.0 document (committed as docs/asyncapi.yaml).
+
+    faststream docs gen --factory --yaml services.invitation.asyncapi:app -o docs/asyncapi.yaml
+
+FastStream documents what the app consumes: the `invitation.commands` queue, its
+bindings and the broker. It cannot see the rest of the contract: the subscriber takes
+raw bytes (it dispatches on the routing key, so the generated payload is just "binary"),
+and events leave through the outbox relay on aio-pika. `ContractDocument` completes the
+generated document from the contract models: one message per command with its JSON
+schema, the reply, the dead-letter queue, and one message per event on
+`invitations.events`. tests/ops checks that the committed file matches this output.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal
+
+from faststream import FastStream
+from faststream.specification.asyncapi.v3_0_0.schema import ApplicationSchema
+from faststream.specification.base import Specification, SpecificationFactory
+from pydantic import BaseModel
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from services.invitation.bootstrap import build_app
+from services.invitation.settings import InvitationSettings
+from shared.contract import COMMANDS, EVENT_DATA, INTERNAL_COMMANDS, EventEnvelope, RejectionCode
+from shared.contract import Reply as ReplyModel
+from shared.topology import (
+    COMMANDS_EXCHANGE_NAME,
+    COMMANDS_QUEUE_NAME,
+    DEAD_LETTER_DETAIL_HEADER,
+    DEAD_LETTER_QUEUE_NAME,
+    DEAD_LETTER_REASON_HEADER,
+    DEAD_LETTER_ROUTING_KEY_HEADER,
+    EVENTS_EXCHANGE_NAME,
+)
+
+if TYPE_CHECKING:
+    from faststream._internal.broker import BrokerUsecase
+    from faststream.asgi.handlers import HttpHandler
+
+__all__ = ["ContractDocument", "app"]
+
+Mode = Literal["validation", "serialization"]
+Json = dict[str, Any]
+_SCHEMA_REF = "#/components/schemas/{model}"
+_REPLIES = "invitation.replies"
+
+# Paragraphs without line breaks: the YAML dump folds long lines itself.
+DESCRIPTION = "\n\n".join(
+    [
+        "Invite people to organisations (tenants), deliver their temporary passwords and "
+        "links, expire contractors' access. JSON bodies in UTF-8, content type "
+        "`application/json`, persistent delivery; times are RFC 3339 with a timezone, "
+        "durations ISO 8601.",
+        f"Commands: publish to the durable topic exchange `{COMMANDS_EXCHANGE_NAME}` with "
+        "the command's name as routing key. `command_id` is the idempotency key: the same "
+        "id again gets the first reply and changes nothing (with a different body it is "
+        "refused `command_id_reused`). With AMQP `reply_to`, exactly one reply is "
+        "published there with the request's `correlation_id`. A message that cannot be a "
+        f"command is dead-lettered to `{DEAD_LETTER_QUEUE_NAME}` (and answered, if it has "
+        "`reply_to`).",
+        f"Events: published to the durable topic exchange `{EVENTS_EXCHANGE_NAME}`, "
+        "routing key = event type, AMQP `message_id` = `event_id`. Delivery is at least "
+        "once, in store order: consumers deduplicate on `event_id` and tolerate fields "
+        "they do not know.",
+        "No reply, event or log line ever contains a temporary password or an invitation "
+        "token in clear.",
+    ]
+)
+
+# One line per command, from ../shared/spec/contract.md.
+SUMMARIES = {
+    "invite_user": "Invite one person to a tenant (links or creates their account).",
+    "mass_invite": "Invite up to 10,000 people at once; one reply row per invitee.",
+    "resend_invitation": "Send a pending invitation again, with a new link.",
+    "revoke_invitation": "Withdraw a pending invitation.",
+    "accept_invitation": "Accept an invitation with the token from its link.",
+    "set_contractor_expiry": "Change when a contractor's access ends.",
+    "configure_tenant": "Change a tenant's settings (only the fields given).",
+    "register_account": "Register an account outside any invitation.",
+    "record_password_changed": "Record that a person set their own password.",
+    "lapse_invitation": "Lapse an invitation whose time is up (refused `not_due` before).",
+    "expire_temp_password": "Expire an unused temporary password (refused `not_due` before).",
+    "expire_contractor": "End a contractor's access at its time (refused `not_due` before).",
+    "remind_contractor_expiry": "Announce a contractor's coming expiry, once per offset.",
+    "record_temp_password_delivered": "The notifier emailed a temporary password.",
+    "retrieve_temp_password": "Take a manual temporary password, once (the CLI's report).",
+}
+
+
+def app() -> FastStream:
+    """The invitation app as `faststream docs gen --factory` needs it: nothing connects."""
+    application = build_app(_DocumentSettings(development_mode=True, amqp_url=_DOCUMENT_BROKER))
+    application.schema = ContractDocument(application.schema)
+    return application
+
+
+_DOCUMENT_BROKER = "amqp://guest:guest@localhost:5672/"
+
+
+class _DocumentSettings(InvitationSettings):
+    """Settings from code only: the committed document must not depend on the shell."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+class ContractDocument(SpecificationFactory):
+    """FastStream's generated document, completed from the contract models."""
+
+    def __init__(self, generated: SpecificationFactory) -> None:
+        self._generated = generated
+        self.title = generated.title
+        self.description = DESCRIPTION
+        self.version = generated.version
+        self.contact = generated.contact
+        self.license = generated.license
+
+    def add_broker(self, broker: BrokerUsecase[Any, Any, Any], /) -> SpecificationFactory:
+        self._generated.add_broker(broker)
+        return self
+
+    def add_http_route(self, path: str, handler: HttpHandler) -> SpecificationFactory:
+        self._generated.add_http_route(path, handler)
+        return self
+
+    def to_specification(self) -> Specification:
+        document = self._generated.to_specification().to_jsonable()
+        return ApplicationSchema.model_validate(complete(document))
+
+
+def complete(document: Json) -> Json:
+    """Add the contract's messages, channels and schemas to FastStream's `document`."""
+    document["info"]["description"] = DESCRIPTION
+    components = document.setdefault("components", {})
+    channels, operations = document["channels"], document["operations"]
+
+    # The generated raw-bytes message of the intake says nothing: replace it.
+    intake = channels[COMMANDS_QUEUE_NAME]
+    for reference in intake["messages"].values():
+        message = components.get("messages", {}).pop(_ref_name(reference), {})
+        components.get("schemas", {}).pop(_ref_name(message.get("payload", {})), None)
+    intake["messages"] = {n: _ref("messages", n) for n in COMMANDS}
+    intake["description"] = (
+        f"Every command, bound `#` on the topic exchange `{COMMANDS_EXCHANGE_NAME}`: "
+        "publish there with the command name as routing key. "
+        "An unknown name is answered `unknown_command`, never dropped."
+    )
+    operations[COMMANDS_QUEUE_NAME]["messages"] = [
+        {"$ref": f"#/channels/{COMMANDS_QUEUE_NAME}/messages/{n}"} for n in COMMANDS
+    ]
+    operations[COMMANDS_QUEUE_NAME]["reply"] = {
+        "address": {
+            "location": "$message.header#/reply_to",
+            "description": "The command's AMQP `reply_to`; no reply is sent without it.",
+        },
+        "channel": {"$ref": f"#/channels/{_REPLIES}"},
+        "messages": [{"$ref": f"#/channels/{_REPLIES}/messages/Reply"}],
+    }
+
+    channels[_REPLIES] = {
+        "address": None,
+        "description": "The sender's own reply queue, named by the command's `reply_to`.",
+        "messages": {"Reply": _ref("messages", "Reply")},
+    }
+    channels[DEAD_LETTER_QUEUE_NAME] = {
+        "address": DEAD_LETTER_QUEUE_NAME,
+        "description": "Messages that could not be commands, kept for an operator.",
+        "messages": {"DeadLetteredCommand": _ref("messages", "DeadLetteredCommand")},
+        "bindings": {"amqp": _queue_binding(DEAD_LETTER_QUEUE_NAME)},
+    }
+    channels[EVENTS_EXCHANGE_NAME] = {
+        "address": "{event_type}",
+        "description": f"The topic exchange `{EVENTS_EXCHANGE_NAME}`; routing key = event type.",
+        "parameters": {"event_type": {"description": "The event type.", "enum": list(EVENT_DATA)}},
+        "messages": {t: _ref("messages", t) for t in EVENT_DATA},
+        "bindings": {"amqp": _exchange_binding(EVENTS_EXCHANGE_NAME)},
+    }
+    operations[DEAD_LETTER_QUEUE_NAME] = {
+        "action": "send",
+        "channel": {"$ref": f"#/channels/{DEAD_LETTER_QUEUE_NAME}"},
+        "messages": [{"$ref": f"#/channels/{DEAD_LETTER_QUEUE_NAME}/messages/DeadLetteredCommand"}],
+    }
+    operations[EVENTS_EXCHANGE_NAME] = {
+        "action": "send",
+        "summary": "Every stored contract event, in store order, at least once.",
+        "channel": {"$ref": f"#/channels/{EVENTS_EXCHANGE_NAME}"},
+        "messages": [
+            {"$ref": f"#/channels/{EVENTS_EXCHANGE_NAME}/messages/{t}"} for t in EVENT_DATA
+        ],
+        "bindings": {"amqp": {"ack": True, "deliveryMode": 2, "bindingVersion": "0.3.0"}},
+    }
+
+    components["messages"] = {
+        **components.get("messages", {}),
+        **{name: _command_message(name, model) for name, model in COMMANDS.items()},
+        "Reply": _reply_message(),
+        "DeadLetteredCommand": _dead_letter_message(),
+        **{t: _event_message(t, model) for t, model in EVENT_DATA.items()},
+    }
+    contract_models: list[tuple[type[BaseModel], Mode]] = [
+        *((m, "validation") for m in COMMANDS.values()),
+        (ReplyModel, "serialization"),
+        (EventEnvelope, "serialization"),
+        *((m, "serialization") for m in EVENT_DATA.values()),
+    ]
+    components["schemas"] = {
+        **components.get("schemas", {}),
+        **_schemas(contract_models),
+        "RejectionCode": {
+            "type": "string",
+            "description": "The codes a rejection may carry; new ones may be added.",
+            "enum": [code.value for code in RejectionCode],
+        },
+    }
+    return document
+
+
+def _command_message(name: str, model: type[BaseModel]) -> Json:
+    summary = SUMMARIES[name]
+    if name in INTERNAL_COMMANDS:
+        summary += " Sent by the system's own services."
+    return {
+        "name": name,
+        "title": name,
+        "summary": summary,
+        "contentType": "application/json",
+        "correlationId": {
+            "location": "$message.header#/correlation_id",
+            "description": "Copied onto the reply.",
+        },
+        "payload": _ref("schemas", model.__name__),
+        "bindings": {"amqp": {"messageType": name, "bindingVersion": "0.3.0"}},
+    }
+
+
+def _reply_message() -> Json:
+    return {
+        "name": "Reply",
+        "title": "Reply",
+        "summary": "The one reply to a command that had `reply_to`.",
+        "description": "`status` is `accepted` with a `result`, or `rejected` with an "
+        "`error` whose `code` is one of RejectionCode.",
+        "contentType": "application/json",
+        "correlationId": {
+            "location": "$message.header#/correlation_id",
+            "description": "The command message's own `correlation_id`.",
+        },
+        "payload": _ref("schemas", ReplyModel.__name__),
+    }
+
+
+def _dead_letter_message() -> Json:
+    return {
+        "name": "DeadLetteredCommand",
+        "title": "DeadLetteredCommand",
+        "summary": "A message that could not be a command, as it was received.",
+        "headers": {
+            "type": "object",
+            "properties": {
+                DEAD_LETTER_REASON_HEADER: {
+                    "type": "string",
+                    "enum": [RejectionCode.INVALID_COMMAND, RejectionCode.UNKNOWN_COMMAND],
+                },
+                DEAD_LETTER_DETAIL_HEADER: {"type": "string", "maxLength": 500},
+                DEAD_LETTER_ROUTING_KEY_HEADER: {"type": "string"},
+            },
+        },
+        "payload": {"description": "The original body, unchanged (it may not be JSON)."},
+    }
+
+
+def _event_message(event_type: str, data: type[BaseModel]) -> Json:
+    summary = inspect.getdoc(data) if "__doc__" in vars(data) and data.__doc__ else None
+    return {
+        "name": event_type,
+        "title": event_type,
+        **({"summary": summary} if summary else {}),
+        "contentType": "application/json",
+        "correlationId": {
+            "location": "$message.header#/correlation_id",
+            "description": "The `command_id` that caused the event.",
+        },
+        "headers": {
+            "type": "object",
+            "properties": {
+                "event_type": {"const": event_type},
+                "schema_version": {"type": "integer"},
+                "position": {"type": "integer"},
+                "tenant_id": {"type": "string", "description": "Empty when account-wide."},
+            },
+        },
+        "payload": {
+            "allOf": [
+                _ref("schemas", EventEnvelope.__name__),
+                {
+                    "type": "object",
+                    "properties": {
+                        "event_type": {"const": event_type},
+                        "data": _ref("schemas", data.__name__),
+                    },
+                },
+            ]
+        },
+        "bindings": {"amqp": {"messageType": event_type, "bindingVersion": "0.3.0"}},
+    }
+
+
+def _schemas(models: Iterable[tuple[type[BaseModel], Mode]]) -> Json:
+    """JSON schemas of `models` and of everything they refer to, by model name."""
+    found: Json = {}
+    for model, mode in models:
+        schema = model.model_json_schema(ref_template=_SCHEMA_REF, mode=mode)
+        for name, each in {**schema.pop("$defs", {}), model.__name__: schema}.items():
+            if found.setdefault(name, each) != each:
+                raise ValueError(f"two different schemas are both named {name!r}")
+    return found
+
+
+def _queue_binding(name: str) -> Json:
+    return {
+        "is": "queue",
+        "queue": {
+            "name": name,
+            "durable": True,
+            "exclusive": False,
+            "autoDelete": False,
+            "vhost": "/",
+        },
+        "bindingVersion": "0.3.0",
+    }
+
+
+def _exchange_binding(name: str) -> Json:
+    return {
+        "is": "routingKey",
+        "exchange": {
+            "name": name,
+            "type": "topic",
+            "durable": True,
+            "autoDelete": False,
+            "vhost": "/",
+        },
+        "bindingVersion": "0.3.0",
+    }
+
+
+def _ref(kind: str, name: str) -> Json:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _ref_name(reference: Json) -> str:
+    return str(reference.get("$ref", "")).rsplit("/", 1)[-1]

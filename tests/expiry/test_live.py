@@ -1,0 +1,195 @@
+"""The expiry service for real: `python -m services.expiry` and `python -m services.invitation`
+on this module's own PostgreSQL schema and RabbitMQ vhost, with deadlines seconds away.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from services.invitation.event_log import EventLog
+from shared.command_client import CommandClient
+from shared.contract import EventEnvelope
+from tests.expiry.conftest import ServiceProcess, unique, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+Start = Callable[..., ServiceProcess]
+
+
+@pytest_asyncio.fixture
+async def client(amqp_url: str) -> AsyncIterator[CommandClient]:
+    async with CommandClient(amqp_url) as command_client:
+        yield command_client
+
+
+@pytest.fixture
+def event_log(database_url: str) -> Any:
+    log = EventLog(database_url)
+    yield log
+    log.close()
+
+
+async def send(client: CommandClient, name: str, **fields: Any) -> dict[str, Any]:
+    body = {"command_id": str(uuid.uuid4()), "actor": "admin@example.com", **fields}
+    reply = await client.send(name, body, within=10)
+    assert reply.status == "accepted", reply
+    assert reply.result is not None
+    return reply.result
+
+
+async def invitation_service_ready(client: CommandClient) -> None:
+    async def answered() -> bool:
+        try:
+            await client.send(
+                "register_account",
+                {
+                    "command_id": str(uuid.uuid4()),
+                    "actor": "service:test",
+                    "email": f"{unique('probe')}@example.com",
+                },
+                within=1.0,
+            )
+        except TimeoutError:
+            return False
+        return True
+
+    await wait_for(answered, timeout=30, what="the invitation service to answer")
+
+
+async def expiry_ready(process: ServiceProcess) -> None:
+    await wait_for(
+        lambda: "rebuilt" in process.log(),
+        timeout=30,
+        what=f"the expiry service to rebuild:\n{process.log()}",
+    )
+
+
+def events_of(event_log: EventLog, tenant: str, event_type: str) -> list[EventEnvelope]:
+    return [
+        e
+        for e in event_log.read(0, 100_000)
+        if e.event_type == event_type and e.tenant_id == tenant
+    ]
+
+
+async def contractor_with_end_in(
+    client: CommandClient, tenant: str, email: str, seconds: float
+) -> datetime:
+    await send(
+        client,
+        "configure_tenant",
+        tenant_id=tenant,
+        contractor_enabled=True,
+        expiry_reminders=["PT2S"],
+    )
+    end = datetime.now(UTC) + timedelta(seconds=seconds)
+    await send(
+        client,
+        "invite_user",
+        tenant_id=tenant,
+        email=email,
+        role="contractor",
+        access_expires_at=end.isoformat(),
+    )
+    return end
+
+
+async def test_a_contractor_is_reminded_and_expired_live_on_time_exactly_once(
+    start_service: Start, client: CommandClient, event_log: EventLog
+) -> None:
+    start_service("invitation")
+    expiry = start_service("expiry")
+    await invitation_service_ready(client)
+    await expiry_ready(expiry)
+    tenant, email = unique("walk"), f"{unique('carol')}@example.com"
+
+    end = await contractor_with_end_in(client, tenant, email, 4)
+    expired = await wait_for(
+        lambda: events_of(event_log, tenant, "ContractorExpired"),
+        timeout=15,
+        what="ContractorExpired",
+    )
+
+    reminded = events_of(event_log, tenant, "ContractorExpiryApproaching")
+    assert len(reminded) == 1 and len(expired) == 1
+    assert reminded[0].data["offset"] == "PT2S"
+    reminder_lateness = (reminded[0].occurred_at - (end - timedelta(seconds=2))).total_seconds()
+    expiry_lateness = (expired[0].occurred_at - end).total_seconds()
+    assert 0 <= reminder_lateness < 1.0
+    assert 0 <= expiry_lateness < 1.0
+    # Still pending at its end: the invitation lapsed along with the access (rule 20).
+    assert len(events_of(event_log, tenant, "InvitationLapsed")) == 1
+
+    began = time.monotonic()
+    assert expiry.terminate() == 0
+    assert time.monotonic() - began < 10
+
+
+async def test_deadlines_missed_while_the_service_was_down_fire_when_it_is_back(
+    start_service: Start, client: CommandClient, event_log: EventLog
+) -> None:
+    start_service("invitation")
+    first = start_service("expiry")
+    await invitation_service_ready(client)
+    await expiry_ready(first)
+    tenant = unique("down")
+    emails = [f"{unique(f'c{i}')}@example.com" for i in range(3)]
+    ends = [
+        await contractor_with_end_in(client, tenant, email, 3 + i) for i, email in enumerate(emails)
+    ]
+    assert first.terminate() == 0
+
+    # The deadlines pass with no expiry service running.
+    await wait_for(
+        lambda: datetime.now(UTC) > ends[-1] + timedelta(seconds=1),
+        timeout=15,
+        what="every end date to pass",
+    )
+    assert events_of(event_log, tenant, "ContractorExpired") == []
+    back = datetime.now(UTC)
+    second = start_service("expiry")
+
+    expired = await wait_for(
+        lambda: len(found := events_of(event_log, tenant, "ContractorExpired")) == 3 and found,
+        timeout=15,
+        what="three ContractorExpired",
+    )
+
+    assert all((e.occurred_at - back).total_seconds() < 10 for e in expired)
+    assert sorted(e.data["email"] for e in expired) == sorted(emails)
+    assert second.terminate() == 0
+
+
+async def test_an_end_date_moved_earlier_is_enforced_at_the_new_date(
+    start_service: Start, client: CommandClient, event_log: EventLog
+) -> None:
+    start_service("invitation")
+    expiry = start_service("expiry")
+    await invitation_service_ready(client)
+    await expiry_ready(expiry)
+    tenant, email = unique("moved"), f"{unique('dan')}@example.com"
+    await contractor_with_end_in(client, tenant, email, 3600)
+
+    new_end = datetime.now(UTC) + timedelta(seconds=3)
+    await send(
+        client,
+        "set_contractor_expiry",
+        tenant_id=tenant,
+        email=email,
+        access_expires_at=new_end.isoformat(),
+    )
+    expired = await wait_for(
+        lambda: events_of(event_log, tenant, "ContractorExpired"),
+        timeout=15,
+        what="ContractorExpired",
+    )
+
+    assert 0 <= (expired[0].occurred_at - new_end).total_seconds() < 1.0
+    assert expired[0].data["access_expires_at"] == new_end.isoformat()

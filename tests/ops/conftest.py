@@ -1,0 +1,196 @@
+"""Fixtures of the operations checks: the deployment files, and a real running service.
+
+Self-contained on purpose (no tests/support): a schema and a vhost of its own per test,
+so a service started here never consumes another test's commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parents[2]
+# Put into the services' DATABASE_URL (trust authentication ignores it): it must never
+# appear in a log line.
+DATABASE_PASSWORD = "pw-" + uuid.uuid4().hex
+POSTGRES = os.environ.get("TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
+RABBIT_HOST = os.environ.get("TEST_RABBIT_HOST", "127.0.0.1:5672")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+async def wait_for(
+    condition: Callable[[], Any] | Callable[[], Awaitable[Any]],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.1,
+    what: str = "condition",
+) -> Any:
+    """Poll `condition` until it returns something truthy, or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    body: str
+    content_type: str
+
+
+def http_get(url: str, timeout: float = 3.0) -> HttpAnswer | None:
+    """GET `url`; None when nothing answers (yet)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body = response.read().decode()
+            return HttpAnswer(response.status, body, response.headers["Content-Type"])
+    except urllib.error.HTTPError as error:
+        return HttpAnswer(error.code, error.read().decode(), error.headers["Content-Type"])
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# -- deployment files ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@pytest.fixture(scope="session")
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            values[name.strip()] = value.strip()
+    return values
+
+
+# -- a real service -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def temporary_schema() -> Iterator[str]:
+    schema = unique("ops")
+    try:
+        yield f"{POSTGRES}?schema={schema}"
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@contextlib.contextmanager
+def temporary_vhost() -> Iterator[str]:
+    vhost = unique("ops")
+    _rabbitmqctl("add_vhost", vhost)
+    try:
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"amqp://guest:guest@{RABBIT_HOST}/{vhost}"
+    finally:
+        _rabbitmqctl("delete_vhost", vhost)
+
+
+@dataclass
+class RunningService:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    amqp_url: str
+    database_url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self, timeout: float = 12.0) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+
+@pytest.fixture
+def invitation_service(tmp_path: Path) -> Iterator[Callable[..., RunningService]]:
+    """Starts `python -m services.invitation` with HTTP_PORT on a schema and vhost of its own."""
+    started: list[RunningService] = []
+    stack = contextlib.ExitStack()
+
+    def start(**extra_env: str) -> RunningService:
+        database_url = stack.enter_context(temporary_schema())
+        amqp_url = stack.enter_context(temporary_vhost())
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "SQLITE_"))}
+        env.pop("SECRETS_KEY", None)
+        env.update(
+            DATABASE_URL=database_url.replace("://root@", f"://root:{DATABASE_PASSWORD}@"),
+            AMQP_URL=amqp_url,
+            DEVELOPMENT_MODE="true",
+            HTTP_PORT=str(port),
+            LOG_FORMAT="json",
+            LOG_LEVEL="INFO",
+            PYTHONUNBUFFERED="1",
+            **extra_env,
+        )
+        log_path = tmp_path / f"invitation-{len(started)}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "services.invitation"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        service = RunningService(
+            process, f"http://127.0.0.1:{port}", amqp_url, database_url, log_path
+        )
+        started.append(service)
+        return service
+
+    with stack:
+        yield start
+        for service in started:
+            if service.process.poll() is None:
+                try:
+                    service.terminate()
+                except subprocess.TimeoutExpired:
+                    service.process.kill()
+                    service.process.wait(10)
