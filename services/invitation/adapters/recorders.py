@@ -177,6 +177,20 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
             row = curs.fetchone()
         return None if row is None else bytes(row["sealed"])
 
+    def read_sealed_many(self, temp_password_ids: Sequence[UUID]) -> dict[UUID, bytes]:
+        """The sealed copies that still exist, in one query (the notifier's batches)."""
+        if not temp_password_ids:
+            return {}
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT temp_password_id, sealed FROM {} WHERE temp_password_id = ANY(%s)"
+                ).format(self._sealed),
+                (list(temp_password_ids),),
+            )
+            rows = curs.fetchall()
+        return {r["temp_password_id"]: bytes(r["sealed"]) for r in rows}
+
     def count_sealed(self) -> int:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(SQL("SELECT count(*) AS n FROM {}").format(self._sealed))
@@ -277,6 +291,21 @@ class SQLiteInvitationRecorder(SQLiteApplicationRecorder):
             )
             row = c.fetchone()
         return None if row is None else bytes(row[0])
+
+    def read_sealed_many(self, temp_password_ids: Sequence[UUID]) -> dict[UUID, bytes]:
+        """The sealed copies that still exist, 500 ids per query."""
+        ids = [str(i) for i in temp_password_ids]
+        found: dict[UUID, bytes] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                c.execute(
+                    f"SELECT temp_password_id, sealed FROM {self._SEALED} "
+                    f"WHERE temp_password_id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+                found.update({UUID(row[0]): bytes(row[1]) for row in c.fetchall()})
+        return found
 
     def count_sealed(self) -> int:
         with self.datastore.transaction(commit=False) as c:

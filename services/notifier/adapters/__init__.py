@@ -1,0 +1,1 @@
+"""The notifier's adapters: its tables, SMTP, templates, sealed passwords, commands."""

@@ -1,0 +1,64 @@
+"""Commands the notifier sends the invitation service: `record_temp_password_delivered`.
+
+Published with publisher confirms, persistent, and `mandatory` with returns raised: a
+command that no queue would receive (the invitation service never declared its queue)
+is an error here, so its row stays unreported and it is published again later. The
+command id is derived from the password's id, so repeats are idempotent.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid5
+
+import aio_pika
+
+from shared.contract import RecordTempPasswordDelivered
+
+ACTOR = "service:notifier"
+_COMMAND_NAMESPACE = UUID("b7d6a0f2-3e4c-4c1a-9f0e-8a2d6c5b4e31")
+
+
+def delivered_command(email: str, temp_password_id: UUID) -> RecordTempPasswordDelivered:
+    return RecordTempPasswordDelivered(
+        command_id=uuid5(_COMMAND_NAMESPACE, f"record_temp_password_delivered:{temp_password_id}"),
+        actor=ACTOR,
+        email=email,
+        temp_password_id=temp_password_id,
+    )
+
+
+class CommandPublisher:
+    def __init__(self, amqp_url: str, exchange_name: str) -> None:
+        self._url = amqp_url
+        self._exchange_name = exchange_name
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+
+    async def _ready(self) -> aio_pika.abc.AbstractExchange:
+        if self._exchange is None:
+            self._connection = await aio_pika.connect_robust(self._url)
+            channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+            self._exchange = await channel.declare_exchange(
+                self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+        return self._exchange
+
+    async def record_temp_password_delivered(self, email: str, temp_password_id: UUID) -> None:
+        command = delivered_command(email, temp_password_id)
+        exchange = await self._ready()
+        await exchange.publish(
+            aio_pika.Message(
+                command.model_dump_json().encode(),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=str(command.command_id),
+                correlation_id=str(command.command_id),
+            ),
+            routing_key="record_temp_password_delivered",
+            mandatory=True,
+        )
+
+    async def close(self) -> None:
+        connection, self._connection, self._exchange = self._connection, None, None
+        if connection is not None:
+            await connection.close()

@@ -1,0 +1,208 @@
+"""Emails from Jinja2 templates: `templates/{locale}/{kind}.j2`, one file per kind and language.
+
+Each template has three blocks: `subject`, `text` and `html` (the HTML block escapes
+everything it prints). The link and the temporary password are passed in only here,
+at send time; they are never stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+from uuid import UUID
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from services.notifier.domain.emails import DEFAULT_LOCALE, SUPPORTED_LOCALES, Kind
+
+__all__ = ["RenderedEmail", "Renderer", "build_message", "message_id"]
+
+CRLF = "\r\n"
+
+_MONTHS = {
+    "en": (
+        "January", "February", "March", "April", "May", "June",
+        "July", "August", "September", "October", "November", "December",
+    ),
+    "fr": (
+        "janvier", "février", "mars", "avril", "mai", "juin",
+        "juillet", "août", "septembre", "octobre", "novembre", "décembre",
+    ),
+}  # fmt: skip
+_ROLES = {
+    "en": {"user": "a user", "administrator": "an administrator", "contractor": "a contractor"},
+    "fr": {"user": "utilisateur", "administrator": "administrateur", "contractor": "prestataire"},
+}
+_UNITS = {
+    "en": (("day", "days"), ("hour", "hours"), ("minute", "minutes"), ("second", "seconds")),
+    "fr": (("jour", "jours"), ("heure", "heures"), ("minute", "minutes"), ("seconde", "secondes")),
+}
+
+
+def _moment(value: str | datetime) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(UTC)
+
+
+def format_day(value: str | datetime, locale: str) -> str:
+    moment = _moment(value)
+    month = _MONTHS.get(locale, _MONTHS["en"])[moment.month - 1]
+    day = "1er" if locale == "fr" and moment.day == 1 else str(moment.day)
+    return f"{day} {month} {moment.year}"
+
+
+def format_moment(value: str | datetime, locale: str) -> str:
+    """`7 January 2030, 09:00 UTC` / `7 janvier 2030 à 09:00 UTC`."""
+    moment = _moment(value)
+    joint = " à " if locale == "fr" else ", "
+    return f"{format_day(moment, locale)}{joint}{moment:%H:%M} UTC"
+
+
+def format_duration(seconds: float, locale: str) -> str:
+    """`7 days`, `1 day 6 hours`, `90 seconds` -> the two largest non-zero units."""
+    remaining = round(seconds)
+    parts: list[str] = []
+    for size, (one, many) in zip(
+        (86400, 3600, 60, 1), _UNITS.get(locale, _UNITS["en"]), strict=True
+    ):
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count} {one if count == 1 else many}")
+    return " ".join(parts[:2]) or f"0 {_UNITS.get(locale, _UNITS['en'])[3][1]}"
+
+
+def format_role(role: str, locale: str) -> str:
+    return _ROLES.get(locale, _ROLES["en"]).get(role, role)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+class Renderer:
+    def __init__(self, product_name: str) -> None:
+        self._product = product_name
+        self._env = Environment(
+            loader=PackageLoader("services.notifier", "templates"),
+            # Only the shared HTML parts autoescape by name; each kind's html block
+            # turns escaping on itself, so the subject and text stay plain.
+            autoescape=select_autoescape(["html"], default=False, default_for_string=False),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            # Templates ship with the code: no stat() of every file at every render.
+            auto_reload=False,
+        )
+        self._env.filters.update(
+            when=format_moment, day=format_day, duration=format_duration, role=format_role
+        )
+
+    def render(
+        self,
+        kind: Kind | str,
+        locale: str,
+        context: Mapping[str, Any],
+        *,
+        link: str | None = None,
+        password: str | None = None,
+    ) -> RenderedEmail:
+        locale = locale if locale in SUPPORTED_LOCALES else DEFAULT_LOCALE
+        template = self._env.get_template(f"{locale}/{Kind(kind).value}.j2")
+        values = {
+            **context,
+            "locale": locale,
+            "product": self._product,
+            "link": link,
+            "password": password,
+        }
+
+        def block(name: str) -> str:
+            return "".join(template.blocks[name](template.new_context(values))).strip()
+
+        # A subject is one header line, whatever a display name holds.
+        subject = re.sub(r"\s+", " ", block("subject"))
+        values["subject"] = subject  # the HTML title, without rendering the block twice
+        return RenderedEmail(subject=subject, text=block("text") + "\n", html=block("html") + "\n")
+
+
+def message_id(key: UUID, sender: str) -> str:
+    """Stable per (event, kind, recipient): a re-send after a crash is recognisable."""
+    domain = sender.rpartition("@")[2] or "localhost"
+    return f"<{key}@{domain}>"
+
+
+def _header(value: str) -> str:
+    """As is when short ASCII, else RFC 2047 encoded words, each line under 76 characters."""
+    if value.isascii() and len(value) <= 70:
+        return value
+    words: list[str] = []
+    chunk = ""
+    for char in value:
+        # 39 bytes of UTF-8 make 52 of base64, a 64-character word: with "Subject: "
+        # in front the first line stays under RFC 2047's 76.
+        if len((chunk + char).encode()) > 39:
+            words.append(chunk)
+            chunk = ""
+        chunk += char
+    words.append(chunk)
+    encoded = (base64.b64encode(word.encode()).decode() for word in words)
+    return f"{CRLF} ".join(f"=?utf-8?b?{word}?=" for word in encoded)
+
+
+def _part(subtype: str, content: str) -> str:
+    body = base64.encodebytes(content.encode()).decode().replace("\n", CRLF)
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}'
+        f"Content-Transfer-Encoding: base64{CRLF}{CRLF}{body}"
+    )
+
+
+def build_message(
+    rendered: RenderedEmail,
+    *,
+    sender: str,
+    recipient: str,
+    key: UUID,
+    kind: Kind | str,
+    locale: str,
+    now: datetime,
+) -> bytes:
+    """The message as the SMTP server receives it: text and HTML alternatives.
+
+    Assembled by hand rather than with `email.message.EmailMessage`, whose header
+    machinery cost ~1.5 ms a message, most of the notifier's CPU at 1,000 emails/s.
+    The tests read every message back with the standard library's parser.
+    """
+    boundary = f"=_{key.hex}"  # "=_" never occurs in base64, so never in a part
+    headers = {
+        "From": sender,
+        "To": recipient,
+        "Subject": _header(rendered.subject),
+        "Date": format_datetime(now.astimezone(UTC)),
+        "Message-ID": message_id(key, sender),
+        "MIME-Version": "1.0",
+        "Content-Type": f'multipart/alternative; boundary="{boundary}"',
+        "Content-Language": locale,
+        # RFC 3834: automatic mail; well-behaved responders do not answer it.
+        "Auto-Submitted": "auto-generated",
+        "X-Notification-Kind": str(kind),
+    }
+    lines = [f"{name}: {value}" for name, value in headers.items()]
+    lines += [
+        "",
+        f"--{boundary}",
+        _part("plain", rendered.text),
+        f"--{boundary}",
+        _part("html", rendered.html),
+        f"--{boundary}--",
+        "",
+    ]
+    return CRLF.join(lines).encode("ascii")

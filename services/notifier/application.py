@@ -1,0 +1,139 @@
+"""Planning: from the event store to the notifier's email rows, exactly once.
+
+The event log is the source of truth: the planner reads it past its own position,
+asks the domain which emails each event implies, and commits the new state, the new
+email rows and the new position in one transaction. Whatever was down meanwhile, the
+next pass picks up where the last commit left off; a replay from position 0 rebuilds
+the state and re-plans rows that already exist, which the store ignores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
+
+from services.notifier.adapters.store import Json, NotifierStore, PlanStep, StateLoader
+from services.notifier.domain.delivery import PENDING
+from services.notifier.domain.emails import PlannedEmail
+from services.notifier.domain.planning import (
+    INVITATION_KINDS,
+    keys_for,
+    plan,
+    superseded_invitation,
+)
+from shared.contract import EventEnvelope
+
+
+class EventSource(Protocol):
+    """The invitation event log (services/invitation/event_log.py)."""
+
+    def read_with_high_water(
+        self, after: int = 0, limit: int = 1000
+    ) -> tuple[list[EventEnvelope], int]: ...
+
+
+class BatchState:
+    """Planning state of one transaction: loaded in bulk, written back in bulk."""
+
+    def __init__(self, load: StateLoader) -> None:
+        self._load = load
+        self._values: dict[str, Json | None] = {}
+        self.puts: dict[str, Json] = {}
+        self.deletes: set[str] = set()
+
+    def preload(self, keys: Iterable[str]) -> None:
+        missing = [k for k in dict.fromkeys(keys) if k not in self._values]
+        if missing:
+            found = self._load(missing)
+            for key in missing:
+                self._values[key] = found.get(key)
+
+    def get(self, key: str) -> Json | None:
+        if key not in self._values:
+            self.preload([key])
+        value = self._values[key]
+        # A copy: a change counts only once it is `put`.
+        return None if value is None else _copy(value)
+
+    def put(self, key: str, value: Json) -> None:
+        self._values[key] = value
+        self.puts[key] = value
+        self.deletes.discard(key)
+
+    def delete(self, key: str) -> None:
+        self._values[key] = None
+        self.puts.pop(key, None)
+        self.deletes.add(key)
+
+
+def _invitation_email_of(email: PlannedEmail, invitation_id: UUID) -> bool:
+    return email.invitation_id == invitation_id and email.kind in INVITATION_KINDS
+
+
+def _copy(value: Json) -> Json:
+    """Deep enough for the state's shapes (objects of scalars, lists and flat objects)."""
+    return {
+        k: dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v
+        for k, v in value.items()
+    }
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    events: int
+    emails: int
+    position: int
+
+
+class Planner:
+    def __init__(self, events: EventSource, store: NotifierStore, *, batch_size: int = 1000):
+        self._events = events
+        self._store = store
+        self._batch_size = batch_size
+
+    def plan_once(self, *, until: int | None = None, status: str = PENDING) -> PlanStep | None:
+        """Plan the next batch of events (up to position `until`), or None when done.
+
+        New email rows get `status`: `pending` to be sent, or `replayed` in a rebuild.
+        """
+
+        def step(position: int, load: StateLoader) -> PlanStep | None:
+            if until is not None and position >= until:
+                return None
+            envelopes, last = self._events.read_with_high_water(position, self._batch_size)
+            if until is not None and last > until:
+                envelopes = [e for e in envelopes if e.position <= until]
+                last = until
+            if last <= position:
+                return None
+            state = BatchState(load)
+            state.preload(key for envelope in envelopes for key in keys_for(envelope))
+            emails: list[PlannedEmail] = []
+            superseded: set[UUID] = set()
+            for envelope in envelopes:
+                stale = superseded_invitation(envelope)
+                if stale is not None:
+                    # Earlier rows of this batch are dropped here, older ones in the store.
+                    superseded.add(stale)
+                    emails = [e for e in emails if not _invitation_email_of(e, stale)]
+                emails += plan(state, envelope)
+            return PlanStep(
+                last, len(envelopes), emails, state.puts, state.deletes, status, superseded
+            )
+
+        return self._store.plan(step)
+
+    def plan_available(self, should_stop: Callable[[], bool] = lambda: False) -> PlanReport:
+        """Plan until caught up with the store (or asked to stop between batches)."""
+        events = emails = 0
+        position = None
+        while not should_stop():
+            step = self.plan_once()
+            if step is None:
+                break
+            events += step.events
+            emails += len(step.emails)
+            position = step.position
+        return PlanReport(events, emails, position if position is not None else -1)

@@ -1,0 +1,428 @@
+"""Sending: drain the email rows over a few reused SMTP connections.
+
+- A dispatcher claims due rows (`pending` -> `sending`, committed first: the intent)
+  and queues them, never more than `max_in_flight` at a time.
+- One worker per SMTP connection renders and sends; connections are reused, and the
+  number of workers bounds concurrency. A transient failure reschedules only that email.
+- A flusher records outcomes in batches (`sent`, retry later, `failed`, `skipped`).
+- `DeliveryReports` tells the invitation service, once an automatic password email is
+  `sent`, to destroy the sealed copy (`record_temp_password_delivered`, rule 13).
+
+The at-least-once edge: if the process dies after the SMTP server accepted an email and
+before its `sent` was recorded, the row is still `sending`; at start-up it goes back to
+`pending` and is sent again with the same Message-ID (duplicates are recognisable).
+`max_in_flight` bounds how many emails can be in that window at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+
+from services.notifier.adapters.rendering import Renderer, build_message
+from services.notifier.adapters.store import NotifierStore, OutboxEmail
+from services.notifier.domain.delivery import (
+    Failed,
+    Outcome,
+    Released,
+    Retry,
+    RetryPolicy,
+    Sent,
+    Skipped,
+)
+from services.notifier.domain.emails import Kind
+from services.notifier.errors import PermanentMailError, TransientMailError
+from services.notifier.metrics import Metrics
+from shared.secrets import TokenSigner
+
+log = logging.getLogger(__name__)
+
+PASSWORD_GONE = "temporary password no longer available (delivered, expired or replaced)"
+
+
+class Mailer(Protocol):
+    async def send(self, message: bytes, recipient: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Passwords(Protocol):
+    def open_many(
+        self, temp_password_ids: Sequence[UUID]
+    ) -> Mapping[UUID, str | InvalidTag | None]: ...
+
+
+class DeliveryRecorder(Protocol):
+    async def record_temp_password_delivered(self, email: str, temp_password_id: UUID) -> None: ...
+
+
+@dataclass(frozen=True)
+class Composer:
+    """Turns a claimed row into the MIME message, with its link and password."""
+
+    renderer: Renderer
+    signer: TokenSigner
+    sender: str
+    public_base_url: str
+
+    def link(self, row: OutboxEmail) -> str | None:
+        if row.invitation_id is None or row.link_generation is None:
+            return None
+        token = self.signer.token(row.invitation_id, row.link_generation)
+        return f"{self.public_base_url.rstrip('/')}/accept?token={token}"
+
+    def compose(self, row: OutboxEmail, password: str | None, now: float) -> tuple[str, bytes]:
+        """(subject, message bytes)."""
+        rendered = self.renderer.render(
+            row.kind, row.locale, row.context, link=self.link(row), password=password
+        )
+        return rendered.subject, build_message(
+            rendered,
+            sender=self.sender,
+            recipient=row.recipient,
+            key=row.key,
+            kind=row.kind,
+            locale=row.locale,
+            now=_utc(now),
+        )
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """A claimed row and its opened password (None: gone; an error: could not read)."""
+
+    row: OutboxEmail
+    password: str | BaseException | None = field(repr=False)  # never in a log line
+
+
+class DeliveryEngine:
+    def __init__(
+        self,
+        store: NotifierStore,
+        composer: Composer,
+        passwords: Passwords,
+        mailer_factory: Callable[[], Mailer],
+        *,
+        connections: int = 8,
+        policy: RetryPolicy | None = None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+        poll_interval: float = 1.0,
+        on_password_sent: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._composer = composer
+        self._passwords = passwords
+        self._mailers = [mailer_factory() for _ in range(connections)]
+        self._policy = policy or RetryPolicy()
+        self._metrics = metrics or Metrics()
+        self._clock = clock
+        self._poll = poll_interval
+        self._on_password_sent = on_password_sent
+        # Enough to keep every connection busy, small enough to bound the re-send window.
+        self.max_in_flight = connections * 4
+        self._in_flight = 0
+        self._queue: asyncio.Queue[_Claimed | None] = asyncio.Queue()
+        self._outcomes: list[Outcome] = []
+        self._wake = asyncio.Event()
+        self._flush = asyncio.Event()
+        self._stopping = False
+        self._closing = False
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """New rows were planned: claim them now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._flusher = asyncio.create_task(self._flush_loop(), name="notifier-flusher")
+        self._workers = [
+            asyncio.create_task(self._work(mailer), name=f"notifier-smtp-{i}")
+            for i, mailer in enumerate(self._mailers)
+        ]
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="notifier-dispatcher")
+
+    # -- claiming ------------------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            free = self.max_in_flight - self._in_flight
+            if free > 0:
+                try:
+                    rows = await asyncio.to_thread(self._claim, free)
+                except Exception:
+                    log.exception("could not claim emails; trying again shortly")
+                    await self._sleep(self._poll)
+                    continue
+                for row in rows:
+                    self._in_flight += 1
+                    self._queue.put_nowait(row)
+                if len(rows) == free:
+                    continue  # there may be more: claim again as soon as a slot frees
+            await self._sleep(await self._idle_wait() if free > 0 else self._poll)
+
+    def _claim(self, limit: int) -> list[_Claimed]:
+        """Claim rows and open their passwords: two queries for the whole batch."""
+        rows = self._store.claim(limit, self._clock())
+        ids = [row.temp_password_id for row in rows if row.temp_password_id is not None]
+        opened: Mapping[UUID, str | BaseException | None] = {}
+        if ids:
+            try:
+                opened = self._passwords.open_many(ids)
+            except Exception as error:  # the store is unreachable: each row retries
+                opened = dict.fromkeys(ids, error)
+        return [
+            _Claimed(row, None if row.temp_password_id is None else opened[row.temp_password_id])
+            for row in rows
+        ]
+
+    async def _idle_wait(self) -> float:
+        """Until the next retry is due, a wake-up, or the poll period."""
+        try:
+            due = await asyncio.to_thread(self._store.next_due)
+        except Exception:
+            return self._poll
+        if due is None:
+            return self._poll
+        return min(self._poll, max(0.01, due - self._clock()))
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def _work(self, mailer: Mailer) -> None:
+        while True:
+            claimed = await self._queue.get()
+            if claimed is None:
+                return
+            outcome = await self._deliver(claimed.row, claimed.password, mailer)
+            self._count(claimed.row, outcome)
+            self._done(outcome)
+
+    def _done(self, outcome: Outcome) -> None:
+        self._in_flight -= 1
+        self._outcomes.append(outcome)
+        self._flush.set()
+        self._wake.set()
+
+    async def _deliver(
+        self, row: OutboxEmail, opened: str | BaseException | None, mailer: Mailer
+    ) -> Outcome:
+        password: str | None = None
+        if row.temp_password_id is not None:
+            if isinstance(opened, InvalidTag):
+                log.error("sealed password of %s does not open with this SECRETS_KEY", row.key)
+                return Failed(row.key, "sealed password does not open with this key")
+            if isinstance(opened, BaseException):  # the store was unreachable: later
+                return self._retry(row, f"reading the sealed password: {opened}")
+            if opened is None:
+                # Never an email with an empty password: the invitee gets the one that
+                # replaced it (resend), or the administrators hear that it expired.
+                log.warning(
+                    "not sending %s to %s: %s",
+                    row.kind,
+                    row.recipient,
+                    PASSWORD_GONE,
+                    extra={"tenant_id": row.tenant_id, "position": row.position},
+                )
+                return Skipped(row.key, PASSWORD_GONE)
+            password = opened
+        elif row.kind == Kind.INVITATION_AUTOMATIC:
+            return Skipped(row.key, "no temporary password id in the event")
+        try:
+            subject, message = self._composer.compose(row, password, self._clock())
+        except Exception as error:
+            log.exception("could not render %s for %s", row.kind, row.recipient)
+            return Failed(row.key, f"render: {type(error).__name__}: {error}")
+        finally:
+            del password  # from here on the plaintext lives only in the message
+        try:
+            await mailer.send(message, row.recipient)
+        except TransientMailError as error:
+            return self._retry(row, str(error))
+        except PermanentMailError as error:
+            log.error(
+                "SMTP refused %s to %s for good: %s",
+                row.kind,
+                row.recipient,
+                error,
+                extra={"tenant_id": row.tenant_id, "position": row.position},
+            )
+            return Failed(row.key, str(error))
+        return Sent(row.key, subject, self._clock(), row.temp_password_id)
+
+    def _retry(self, row: OutboxEmail, error: str) -> Outcome:
+        if self._policy.gives_up_after(row.attempts):
+            log.error(
+                "giving up %s to %s after %d attempts: %s",
+                row.kind,
+                row.recipient,
+                row.attempts,
+                error,
+            )
+            return Failed(row.key, f"gave up after {row.attempts} attempts: {error}")
+        delay = self._policy.delay(row.attempts)
+        log.info("retrying %s to %s in %.1fs: %s", row.kind, row.recipient, delay, error)
+        return Retry(row.key, self._clock() + delay, error)
+
+    def _count(self, row: OutboxEmail, outcome: Outcome) -> None:
+        counter = {
+            Sent: self._metrics.sent,
+            Retry: self._metrics.retried,
+            Failed: self._metrics.failed,
+            Skipped: self._metrics.skipped,
+        }.get(type(outcome))
+        if counter is not None:
+            counter.labels(kind=row.kind).inc()
+
+    # -- recording -----------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._flush.wait()
+            self._flush.clear()
+            recorded = await self._record_outcomes()
+            if self._closing and recorded and not self._outcomes:
+                return
+            if not recorded:
+                await asyncio.sleep(0.5)
+                self._flush.set()
+
+    async def _record_outcomes(self) -> bool:
+        batch, self._outcomes = self._outcomes, []
+        if not batch:
+            return True
+        try:
+            await asyncio.to_thread(self._store.record, batch)
+        except Exception:
+            log.exception("could not record %d email outcomes; will try again", len(batch))
+            self._outcomes = batch + self._outcomes
+            return False
+        if any(isinstance(o, Sent) and o.temp_password_id is not None for o in batch):
+            self._on_password_sent()
+        return True
+
+    # -- stopping ------------------------------------------------------------------------
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Stop claiming, let in-flight sends finish (up to `grace`), record everything."""
+        self._stopping = True
+        self._wake.set()
+        if self._dispatcher is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._dispatcher), grace)
+            except TimeoutError:  # stuck claiming (database away): nothing was queued
+                self._dispatcher.cancel()
+                await asyncio.gather(self._dispatcher, return_exceptions=True)
+        released = 0
+        while not self._queue.empty():
+            claimed = self._queue.get_nowait()
+            if claimed is not None:
+                self._done(Released(claimed.row.key))
+                released += 1
+        for _ in self._workers:
+            self._queue.put_nowait(None)
+        if self._workers:
+            _, late = await asyncio.wait(self._workers, timeout=grace)
+            for task in late:  # its row stays `sending` and is re-sent at the next start
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        abandoned = sum(1 for task in self._workers if task.cancelled())
+        # Never cancel the flusher mid-write: its outcomes are what keeps a finished
+        # email from being sent again at the next start.
+        self._closing = True
+        self._flush.set()
+        if self._flusher is not None:
+            try:
+                await asyncio.wait_for(self._flusher, grace)
+            except TimeoutError:
+                log.error("could not record every outcome before stopping")
+        log.info(
+            "sender stopped: %d queued email(s) released, %d in-flight send(s) cut off",
+            released,
+            abandoned,
+        )
+        for mailer in self._mailers:
+            await mailer.close()
+
+
+class DeliveryReports:
+    """Reports sent automatic-password emails to the invitation service (rule 13)."""
+
+    def __init__(
+        self,
+        store: NotifierStore,
+        recorder: DeliveryRecorder,
+        *,
+        metrics: Metrics | None = None,
+        poll_interval: float = 5.0,
+        batch: int = 500,
+    ) -> None:
+        self._store = store
+        self._recorder = recorder
+        self._metrics = metrics or Metrics()
+        self._poll = poll_interval
+        self._batch = batch
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="notifier-delivery-reports")
+
+    async def report_pending(self) -> int:
+        """Publish the command for every unreported sent password email; how many."""
+        total = 0
+        while True:
+            rows = await asyncio.to_thread(self._store.unrecorded_deliveries, self._batch)
+            if not rows:
+                return total
+            await asyncio.gather(
+                *(self._recorder.record_temp_password_delivered(email, tp) for _, email, tp in rows)
+            )
+            await asyncio.to_thread(self._store.mark_delivery_recorded, [k for k, _, _ in rows])
+            self._metrics.deliveries_recorded.inc(len(rows))
+            total += len(rows)
+
+    async def _run(self) -> None:
+        delay = 1.0
+        while True:
+            self._wake.clear()
+            try:
+                await self.report_pending()
+                delay = 1.0
+            except Exception as error:
+                # Broker or database away: the rows stay unreported and are tried again.
+                log.warning("could not report delivered passwords (%s); retrying", error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll)
+
+    async def stop(self, grace: float = 2.0) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.report_pending(), grace)

@@ -1,0 +1,1 @@
+"""Pure notifier rules: which emails an event implies, and to whom. No I/O, no clock."""

@@ -1,0 +1,1 @@
+"""How the outside world reaches the notifier: the events queue (a wake-up signal)."""

@@ -1,0 +1,25 @@
+"""Errors of the notifier, as one small tree.
+
+    MailError                 handing one email to the SMTP server failed
+    ├── TransientMailError    try again later, with backoff: 4xx replies, connection
+    │                         refused or lost, timeouts, a server refusing our login
+    └── PermanentMailError    this email will never be accepted: a 5xx reply to it
+
+Where they are handled: delivery.py turns the first into a `Retry` (or a `Failed` after
+the last attempt) and the second into a `Failed`, recorded on the email's row and
+counted; neither ever stops other emails.
+"""
+
+from __future__ import annotations
+
+
+class MailError(Exception):
+    """An email could not be handed to the SMTP server."""
+
+
+class TransientMailError(MailError):
+    """Worth trying again later."""
+
+
+class PermanentMailError(MailError):
+    """Not worth trying again."""

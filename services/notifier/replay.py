@@ -1,0 +1,50 @@
+"""`invitations replay notifier`: rebuild the notifier's state from the event store (rule 28).
+
+The protocol of services/cli/replay.py: `rebuild(settings, progress) -> events applied`.
+
+The notifier's state (administrators, invitations, pending halves, batch counts) is
+dropped and rebuilt from position 0 up to where the notifier had got to. No email is
+sent and no command published: every email row that exists is kept as it is (sent,
+failed, ...), and an email that history implies but that has no row (the rules changed,
+or rows were deleted) is recorded `replayed`, never sent. Events after that position are
+left to the notifier, which sends them as usual. Run it with the notifier stopped; a
+running notifier would carry on the rebuild itself, sending any missing email.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from services.invitation.event_log import EventLog
+from services.notifier.adapters.store import open_store
+from services.notifier.application import Planner
+from services.notifier.domain.delivery import REPLAYED
+from shared.settings import ServiceSettings
+
+
+def rebuild(settings: ServiceSettings, progress: Callable[[int, int], None]) -> int:
+    store = open_store(settings.database_url)
+    events = EventLog(settings.database_url)
+    try:
+        until = store.position()
+        store.reset_for_replay()
+        planner = Planner(events, store)
+        applied = 0
+        progress(0, until)
+        while (step := planner.plan_once(until=until, status=REPLAYED)) is not None:
+            applied += step.events
+            progress(step.position, until)
+        return applied
+    finally:
+        events.close()
+        store.close()
+
+
+def reset(database_url: str) -> None:
+    """Forget the state and position, keep every email row: the next notifier pass
+    re-plans the whole log, and sends only emails that were never planned."""
+    store = open_store(database_url)
+    try:
+        store.reset_for_replay()
+    finally:
+        store.close()

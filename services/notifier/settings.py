@@ -1,0 +1,39 @@
+"""The notifier's settings (environment), beyond the contract's shared ones."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from shared.settings import ServiceSettings
+from shared.topology import COMMANDS_EXCHANGE_NAME
+
+
+class NotifierSettings(ServiceSettings):
+    # The mail server (contract names).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "invitations@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout: float = 30.0
+    # One SMTP connection per worker: this bounds concurrency and reuses connections.
+    smtp_connections: int = 8
+    # Transient failures (4xx, connection refused) back off exponentially up to the max;
+    # after `notifier_max_attempts` the email is recorded as failed.
+    notifier_retry_base_delay: float = 1.0
+    notifier_retry_max_delay: float = 300.0
+    notifier_max_attempts: int = 30
+
+    # The queue that wakes the notifier when events are published, and its prefetch.
+    notifier_queue: str = "notifier.events"
+    notifier_prefetch: int = 256
+    # Where `record_temp_password_delivered` goes (the contract's exchange; tests isolate it).
+    notifier_commands_exchange: str = COMMANDS_EXCHANGE_NAME
+    # Events read from the store per planning transaction, and the fallback poll period
+    # when no wake-up arrives (the event log, not the queue, is the source of truth).
+    notifier_plan_batch: int = 1000
+    notifier_poll_interval: float = 1.0
+
+    # Shown in the emails.
+    product_name: str = "Cloud Vault"
