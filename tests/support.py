@@ -39,9 +39,11 @@ def unique(prefix: str) -> str:
 def temporary_schema() -> Iterator[str]:
     """A DATABASE_URL on a fresh schema, dropped afterwards."""
     schema = unique("t")
-    yield f"{POSTGRES}?schema={schema}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    try:
+        yield f"{POSTGRES}?schema={schema}"
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def _rabbitmqctl(*args: str) -> None:

@@ -9,22 +9,14 @@ Kept to this folder on purpose (the project-wide conftest may change under us):
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from services.expiry.application import Expiry
 from services.invitation.adapters.store import store_env
@@ -32,20 +24,18 @@ from services.invitation.application import InvitationService, InvitationStore
 from services.invitation.event_log import EventLog
 from shared import contract as c
 from shared.contract import EventEnvelope, Reply
+from tests.support import (
+    ServiceProcess,
+    temporary_schema,
+    temporary_vhost,
+    unique,
+)
+from tests.support import service_env as shared_service_env
 
 ROOT = Path(__file__).resolve().parents[2]
-POSTGRES = os.environ.get("TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
-RABBIT_HOST = os.environ.get("TEST_RABBIT_HOST", "127.0.0.1:5672")
 SECRETS_KEY = "q8TzS6m0gk3cQm7m2u9yqkq0wJ8H1cX8b9y6mQ3c2Vw="
 ADMIN = "admin@example.com"
 T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid4().hex[:10]}"
-
-
-# -- time ------------------------------------------------------------------------------------
 
 
 class FakeClock:
@@ -153,98 +143,18 @@ def email() -> str:
 
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
-    schema = unique("expiry").replace("-", "_")
-    yield f"{POSTGRES}?schema={schema}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+    with temporary_schema() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def amqp_url() -> Iterator[str]:
-    vhost = unique("expiry-test")
-    _rabbitmqctl("add_vhost", vhost)
-    try:
-        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        yield f"amqp://guest:guest@{RABBIT_HOST}/{vhost}"
-    finally:
-        _rabbitmqctl("delete_vhost", vhost)
-
-
-async def wait_for(
-    condition: Callable[[], Any] | Callable[[], Awaitable[Any]],
-    *,
-    timeout: float = 15.0,
-    interval: float = 0.05,
-    what: str = "condition",
-) -> Any:
-    """Poll `condition` until it returns something truthy, or fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
-
-
-class ServiceProcess:
-    """`python -m services.<name>` as a child process, its output in a log file."""
-
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.env = env
-        self.log_path = log_dir / f"{name}-{uuid4().hex[:6]}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ServiceProcess:
-        self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        return self
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def terminate(self, timeout: float = 12.0) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            try:
-                self.terminate()
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        if hasattr(self, "_log"):
-            self._log.close()
+    with temporary_vhost() as url:
+        yield url
 
 
 def service_env(database_url: str, amqp_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "SQLITE_"))}
-    env.update(
-        DATABASE_URL=database_url,
-        AMQP_URL=amqp_url,
-        SECRETS_KEY=SECRETS_KEY,
-        LOG_FORMAT="text",
-        LOG_LEVEL="INFO",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
+    return shared_service_env(database_url, amqp_url, **{"LOG_FORMAT": "text", **extra})
 
 
 @pytest.fixture

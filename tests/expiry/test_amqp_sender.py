@@ -15,7 +15,7 @@ from services.expiry.adapters.commands import AmqpCommandSender
 from services.expiry.domain.deadlines import contractor_reminder, seconds
 from services.expiry.domain.dispatch import Dispatcher, Firing
 from shared.contract import COMMANDS, Reply
-from tests.expiry.conftest import unique, wait_for
+from tests.support import unique, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import pytest_asyncio
 from services.invitation.event_log import EventLog
 from shared.command_client import CommandClient
 from shared.contract import EventEnvelope
-from tests.expiry.conftest import ServiceProcess, unique, wait_for
+from tests.support import ServiceProcess, unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -20,7 +20,7 @@ from services.expiry.application import Expiry, Timing
 from services.expiry.domain.dispatch import Firing
 from services.expiry.entrypoints.runner import ExpiryRunner
 from shared.contract import EventEnvelope, Reply
-from tests.expiry.conftest import wait_for
+from tests.support import wait_for
 
 
 class MemoryLog:

@@ -15,8 +15,8 @@ from services.expiry.application import Expiry
 from services.expiry.domain.deadlines import contractor_end, contractor_reminder
 from services.expiry.entrypoints.runner import ExpiryRunner
 from shared.contract import Reply
-from tests.expiry.conftest import ROOT, wait_for
 from tests.expiry.test_runner import MemoryLog
+from tests.support import ROOT, wait_for
 
 pytestmark = pytest.mark.slow
 

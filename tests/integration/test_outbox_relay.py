@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 
+from services.invitation.adapters.relay import TRACKING_NAME, tracking_recorder
+from services.invitation.adapters.store import store_env
 from services.invitation.event_log import EventLog
 from shared.command_client import CommandClient
 from tests.integration.conftest import ready
@@ -64,16 +66,19 @@ async def test_stored_events_reach_the_exchange_in_store_order_with_the_contract
 
 
 async def test_an_event_committed_before_a_kill_is_published_after_restart(
-    start_service, client: CommandClient, tenant: str, amqp_url: str
+    start_service, client: CommandClient, tenant: str, amqp_url: str, database_url: str
 ) -> None:
     # The relay is held back, so the kill lands exactly between commit and publish.
     service = start_service(RELAY_ENABLED="false")
     await ready(client)
+    tracking = tracking_recorder(store_env(database_url))
+    relayed_before = tracking.max_tracking_id(TRACKING_NAME)
     async with EventTap(amqp_url) as tap:
         reply = await client.send("invite_user", invite(tenant, "survivor@example.com"))
         assert reply.status == "accepted"
         assert reply.result is not None
-        await asyncio.sleep(0.5)
+        # Committed (it was answered) and not relayed: the relay's position has not moved.
+        assert tracking.max_tracking_id(TRACKING_NAME) == relayed_before
         assert tap.for_invitation(reply.result["invitation_id"]) == []
         service.kill()
 

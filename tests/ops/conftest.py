@@ -6,57 +6,29 @@ so a service started here never consumes another test's commands.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import yaml
-from psycopg import sql
+
+from tests.support import temporary_schema, temporary_vhost
 
 ROOT = Path(__file__).resolve().parents[2]
 # Put into the services' DATABASE_URL (trust authentication ignores it): it must never
 # appear in a log line.
 DATABASE_PASSWORD = "pw-" + uuid.uuid4().hex
-POSTGRES = os.environ.get("TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
-RABBIT_HOST = os.environ.get("TEST_RABBIT_HOST", "127.0.0.1:5672")
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
-
-
-async def wait_for(
-    condition: Callable[[], Any] | Callable[[], Awaitable[Any]],
-    *,
-    timeout: float = 15.0,
-    interval: float = 0.1,
-    what: str = "condition",
-) -> Any:
-    """Poll `condition` until it returns something truthy, or fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 @dataclass(frozen=True)
@@ -105,31 +77,6 @@ def env_example() -> dict[str, str]:
 
 
 # -- a real service -----------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def temporary_schema() -> Iterator[str]:
-    schema = unique("ops")
-    try:
-        yield f"{POSTGRES}?schema={schema}"
-    finally:
-        with psycopg.connect(POSTGRES, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
-@contextlib.contextmanager
-def temporary_vhost() -> Iterator[str]:
-    vhost = unique("ops")
-    _rabbitmqctl("add_vhost", vhost)
-    try:
-        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        yield f"amqp://guest:guest@{RABBIT_HOST}/{vhost}"
-    finally:
-        _rabbitmqctl("delete_vhost", vhost)
 
 
 @dataclass

@@ -12,14 +12,8 @@ import pytest
 from psycopg import sql
 
 from shared.command_client import CommandClient
-from tests.ops.conftest import (
-    DATABASE_PASSWORD,
-    POSTGRES,
-    RunningService,
-    http_get,
-    unique,
-    wait_for,
-)
+from tests.ops.conftest import DATABASE_PASSWORD, RunningService, http_get
+from tests.support import POSTGRES, unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
