@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import cast
 
+from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 
 from services.invitation.adapters.chain import AuditTables
@@ -58,7 +59,10 @@ def open_operator(settings: ServiceSettings) -> Operator:
         env = store_env(settings.database_url)
     except ValueError as error:
         raise ConfigurationError(str(error)) from None
-    store = InvitationStore(env=env)
+    try:
+        store = InvitationStore(env={**env, "POSTGRES_CONNECT_TIMEOUT": "5"})
+    except (PersistenceError, OSError) as error:
+        raise ConfigurationError(f"cannot open the event store: {error}") from None
     if not hasattr(store.recorder, "audit"):
         store.close()
         raise ConfigurationError("the store's recorder has no audit tables")

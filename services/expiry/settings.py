@@ -12,7 +12,7 @@ class ExpirySettings(ServiceSettings):
     # How often the event store is asked for new events once caught up (seconds).
     expiry_poll_interval: float = Field(default=0.2, gt=0, le=60)
     # No reply to a command after this long: send the same command again (doubling).
-    expiry_reply_timeout: float = Field(default=30.0, gt=0)
+    expiry_reply_timeout: float = Field(default=60.0, gt=0)
     # Publishes awaiting the broker's confirm at once, in a burst of due deadlines.
     expiry_max_in_flight: int = Field(default=256, ge=1)
     # The contract's exchange; another name isolates a staging run or a test.

@@ -450,3 +450,16 @@ def test_a_rebuild_from_the_whole_history_gives_the_same_schedule(
 
     assert rebuilt.deadlines() == expiry.deadlines()
     assert rebuilt.position == expiry.position
+
+
+def test_the_listing_names_each_open_deadline_in_firing_order(
+    history: History, expiry: Expiry
+) -> None:
+    history.reminders(T, ["P1D"])
+    invitation = history.invite(T, E, end=T0 + timedelta(days=3))
+
+    assert [(row.at, row.command, row.subject) for row in expiry.listing()] == [
+        ("2030-01-09T09:00:00+00:00", "remind_contractor_expiry", f"{T}/{E}/86400.0"),
+        ("2030-01-10T09:00:00+00:00", "expire_contractor", f"{T}/{E}"),
+        ("2030-01-14T09:00:00+00:00", "lapse_invitation", f"{T}/{invitation}"),
+    ]

@@ -56,8 +56,11 @@ class _InFlight:
 class Timing:
     """How long to wait before sending again (all in seconds)."""
 
-    reply_timeout: float = 30.0  # no reply: send the same command again (doubling)
-    max_reply_timeout: float = 600.0
+    # No reply: send the same command again (doubling). A confirmed publish sits in a
+    # durable queue, so this is for the rare loss (a dead-lettered command, a reply lost
+    # in a reconnect) and must not flood the queue while the invitation service is down.
+    reply_timeout: float = 60.0
+    max_reply_timeout: float = 3600.0
     send_retry: float = 1.0  # the broker refused or was unreachable (doubling)
     max_send_retry: float = 30.0
     not_due_retry: float = 0.05  # minimum wait after a `not_due` (doubling), for clock skew
@@ -95,11 +98,6 @@ class Dispatcher:
         self._forget(key)
         self.schedule.cancel(key)
 
-    def deadline(self, key: Key) -> float | None:
-        """The deadline the events gave `key` (not when it is next sent), if still open."""
-        flight = self._in_flight.get(key)
-        return flight.deadline if flight is not None else self.schedule.get(key)
-
     def deadlines(self) -> dict[Key, float]:
         """Every open deadline (a copy, for inspection and tests)."""
         found = {key: at for at, key in self.schedule.items()}
@@ -108,9 +106,6 @@ class Dispatcher:
 
     def __len__(self) -> int:
         return len(self.schedule)
-
-    def in_flight(self) -> int:
-        return len(self._in_flight)
 
     # -- from the clock ------------------------------------------------------------------
 

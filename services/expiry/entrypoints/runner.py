@@ -76,8 +76,10 @@ class ExpiryRunner:
         if self._stopping.is_set():
             return
         log.info(
-            "rebuilt %d deadlines from the event store up to position %d in %.2f s",
+            "rebuilt %d deadlines (%d contractors) from the event store up to position %d"
+            " in %.2f s",
             len(self.expiry.dispatcher),
+            self.expiry.timetable.contractors(),
             self.expiry.position,
             time.monotonic() - started,
             extra={"position": self.expiry.position},
