@@ -12,8 +12,7 @@ routing keys cannot explode the number of series.
 
 from __future__ import annotations
 
-from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -119,17 +118,12 @@ def observe_command(command: str, reply: Reply, seconds: float) -> None:
     HANDLER_SECONDS.labels(handler=name).observe(seconds)
 
 
-def record_deadlines(deadlines: Iterable[tuple[str, float]], now: float) -> None:
-    """Set the expiry gauges from (command name, due time) pairs; `now` on the same clock."""
-    scheduled: Tally[str] = Tally()
-    overdue: Tally[str] = Tally()
-    for command, due in deadlines:
-        kind = command_label(command)
-        scheduled[kind] += 1
-        overdue[kind] += due <= now
+def record_deadlines(census: Mapping[str, tuple[int, int]]) -> None:
+    """Set the expiry gauges from {command name: (open deadlines, of which overdue)}."""
     # Cleared first, so a kind with no deadline left reads as absent, not as stale.
     DEADLINES_SCHEDULED.clear()
     DEADLINES_OVERDUE.clear()
-    for kind, count in scheduled.items():
-        DEADLINES_SCHEDULED.labels(kind=kind).set(count)
-        DEADLINES_OVERDUE.labels(kind=kind).set(overdue[kind])
+    for command, (scheduled, overdue) in census.items():
+        kind = command_label(command)
+        DEADLINES_SCHEDULED.labels(kind=kind).set(scheduled)
+        DEADLINES_OVERDUE.labels(kind=kind).set(overdue)

@@ -83,6 +83,10 @@ class Expiry:
     def send_failed(self, firing: Firing, now: float) -> None:
         self.dispatcher.send_failed(firing, now)
 
+    def census(self, now: float) -> dict[str, tuple[int, int]]:
+        """Per command name: (open deadlines, of which overdue)."""
+        return self.dispatcher.census(now)
+
     def deadlines(self) -> dict[Key, float]:
         """Every open deadline as the events define it (what a rebuild must reproduce)."""
         return self.dispatcher.deadlines()

@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 
 from services.expiry.adapters.commands import AmqpCommandSender
@@ -14,7 +15,9 @@ from services.expiry.application import Expiry, Timing
 from services.expiry.entrypoints.runner import ExpiryRunner
 from services.expiry.settings import ExpirySettings
 from services.invitation.event_log import EventLog
+from shared import metrics
 from shared.contract import Reply
+from shared.ops_http import NotReadyError, OpsServer, blocking, start_ops_http
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +67,43 @@ async def serve(settings: ExpirySettings) -> None:
     if stopping.is_set():
         runner.stop()
     freezing = asyncio.create_task(_freeze_after_rebuild(runner))
+    ops = await _start_ops_http(settings.http_port, runner, sender, event_log)
     try:
         await runner.run()
     finally:
         freezing.cancel()
+        if ops is not None:
+            await ops.stop()
         await sender.close()
         await asyncio.to_thread(event_log.close)
         log.info("stopped")
+
+
+async def _start_ops_http(
+    port: int, runner: ExpiryRunner, sender: AmqpCommandSender, event_log: EventLog
+) -> OpsServer | None:
+    """/healthz, /readyz (broker, database, schedule rebuilt) and /metrics on `port`."""
+
+    async def broker() -> None:
+        if not sender.connected:
+            raise NotReadyError("not connected")
+
+    async def schedule() -> None:
+        if not runner.ready.is_set():
+            raise NotReadyError("rebuilding from the event store")
+
+    async def sample_deadlines() -> None:
+        metrics.record_deadlines(runner.expiry.census(time.time()))
+
+    return await start_ops_http(
+        port,
+        checks={
+            "broker": broker,
+            "database": blocking(event_log.max_position),
+            "schedule": schedule,
+        },
+        before_scrape=[sample_deadlines],
+    )
 
 
 async def _freeze_after_rebuild(runner: ExpiryRunner) -> None:

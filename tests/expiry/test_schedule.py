@@ -117,3 +117,16 @@ def test_a_million_deadlines_can_be_pushed_moved_and_popped_in_order() -> None:
         popped += len(batch)
     assert popped == live
     assert schedule.next_at() is None
+
+
+def test_due_keys_are_the_live_keys_due_by_then_and_stay_scheduled() -> None:
+    schedule: Schedule[str] = Schedule()
+    for name, at in [("a", 1.0), ("b", 5.0), ("c", 2.0), ("d", 9.0), ("e", 3.0)]:
+        schedule.set(name, at)
+    schedule.set("d", 4.0)  # moved earlier: its stale entry at 9.0 must not count
+    schedule.set("c", 8.0)  # moved later: not due by 4.0 any more
+    schedule.cancel("e")
+
+    assert sorted(schedule.due_keys(4.0)) == ["a", "d"]
+    assert sorted(schedule.due_keys(100.0)) == ["a", "b", "c", "d"]
+    assert len(schedule) == 4

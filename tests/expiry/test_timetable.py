@@ -463,3 +463,24 @@ def test_the_listing_names_each_open_deadline_in_firing_order(
         ("2030-01-10T09:00:00+00:00", "expire_contractor", f"{T}/{E}"),
         ("2030-01-14T09:00:00+00:00", "lapse_invitation", f"{T}/{invitation}"),
     ]
+
+
+def test_the_census_counts_open_deadlines_and_those_overdue_including_commands_in_flight(
+    history: History, expiry: Expiry
+) -> None:
+    history.reminders(T, ["P1D"])
+    history.invite(T, E, end=T0 + timedelta(days=3))  # reminder day 2, end day 3, link day 7
+    history.invite(T, "dan@example.com", role="user")  # link day 7
+    day2 = T0.timestamp() + 2 * DAY
+
+    assert expiry.census(day2 - 1) == {
+        "remind_contractor_expiry": (1, 0),
+        "expire_contractor": (1, 0),
+        "lapse_invitation": (2, 0),
+    }
+    # Fired, not answered yet: still open and overdue, though re-scheduled for a re-send.
+    [firing] = expiry.due(day2)
+    assert firing.name == "remind_contractor_expiry"
+    assert expiry.census(day2 + 1)["remind_contractor_expiry"] == (1, 1)
+    # Both links lapse unfired: overdue as soon as their time passed.
+    assert expiry.census(T0.timestamp() + 8 * DAY)["lapse_invitation"] == (2, 2)

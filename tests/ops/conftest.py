@@ -95,15 +95,24 @@ class RunningService:
         return self.process.wait(timeout)
 
 
+ServiceStarter = Callable[..., RunningService]
+
+
 @pytest.fixture
-def invitation_service(tmp_path: Path) -> Iterator[Callable[..., RunningService]]:
-    """Starts `python -m services.invitation` with HTTP_PORT on a schema and vhost of its own."""
+def start_service(tmp_path: Path) -> Iterator[ServiceStarter]:
+    """Starts `python -m <module>` with HTTP_PORT, on a schema and vhost of its own unless
+    `share` is given: a running service whose database and broker the new one uses too."""
     started: list[RunningService] = []
     stack = contextlib.ExitStack()
 
-    def start(**extra_env: str) -> RunningService:
-        database_url = stack.enter_context(temporary_schema())
-        amqp_url = stack.enter_context(temporary_vhost())
+    def start(
+        module: str = "services.invitation", share: RunningService | None = None, **extra_env: str
+    ) -> RunningService:
+        if share is None:
+            database_url = stack.enter_context(temporary_schema())
+            amqp_url = stack.enter_context(temporary_vhost())
+        else:
+            database_url, amqp_url = share.database_url, share.amqp_url
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "SQLITE_"))}
         env.pop("SECRETS_KEY", None)
@@ -117,10 +126,10 @@ def invitation_service(tmp_path: Path) -> Iterator[Callable[..., RunningService]
             PYTHONUNBUFFERED="1",
             **extra_env,
         )
-        log_path = tmp_path / f"invitation-{len(started)}.log"
+        log_path = tmp_path / f"{module.rsplit('.', 1)[-1]}-{len(started)}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "services.invitation"],
+                [sys.executable, "-m", module],
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -134,10 +143,16 @@ def invitation_service(tmp_path: Path) -> Iterator[Callable[..., RunningService]
 
     with stack:
         yield start
-        for service in started:
+        for service in reversed(started):
             if service.process.poll() is None:
                 try:
                     service.terminate()
                 except subprocess.TimeoutExpired:
                     service.process.kill()
                     service.process.wait(10)
+
+
+@pytest.fixture
+def invitation_service(start_service: ServiceStarter) -> ServiceStarter:
+    """Starts `python -m services.invitation` with HTTP_PORT on a schema and vhost of its own."""
+    return start_service

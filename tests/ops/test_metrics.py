@@ -36,19 +36,11 @@ def test_routing_keys_outside_the_contract_share_one_label() -> None:
 
 
 def test_deadline_gauges_count_open_and_overdue_deadlines_by_command() -> None:
-    now = 1_000.0
-    metrics.record_deadlines(
-        [
-            ("lapse_invitation", now - 5),
-            ("lapse_invitation", now + 60),
-            ("expire_contractor", now + 3600),
-        ],
-        now,
-    )
+    metrics.record_deadlines({"lapse_invitation": (2, 1), "expire_contractor": (1, 0)})
     assert value("invitations_deadlines_scheduled", kind="lapse_invitation") == 2
     assert value("invitations_deadlines_overdue", kind="lapse_invitation") == 1
     assert value("invitations_deadlines_overdue", kind="expire_contractor") == 0
 
-    metrics.record_deadlines([("expire_contractor", now + 3600)], now)
+    metrics.record_deadlines({"expire_contractor": (1, 0)})
     assert value("invitations_deadlines_scheduled", kind="lapse_invitation") is None
     assert value("invitations_deadlines_scheduled", kind="expire_contractor") == 1

@@ -1,4 +1,4 @@
-"""`python -m services.invitation` with HTTP_PORT: health, readiness and metrics for real."""
+"""The services run with HTTP_PORT: health, readiness and metrics for real."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -162,3 +163,59 @@ async def test_readiness_fails_and_says_why_when_the_database_cannot_be_used(
     assert live.status == 200, "liveness does not depend on the database"
     service.terminate()
     assert DATABASE_PASSWORD not in service.log(), "database errors were logged with the URL"
+
+
+async def test_the_expiry_service_is_ready_once_rebuilt_and_counts_its_deadlines(
+    start_service: Callable[..., RunningService],
+) -> None:
+    invitation = start_service("services.invitation")
+    await ready(invitation)
+    tenant = unique("tenant").replace("_", "-")
+    async with CommandClient(invitation.amqp_url) as client:
+        configured = await client.send(
+            "configure_tenant",
+            {
+                "command_id": str(uuid.uuid4()),
+                "actor": "admin@example.com",
+                "tenant_id": tenant,
+                "contractor_enabled": True,
+            },
+        )
+        assert configured.status == "accepted", configured
+        reply = await client.send(
+            "invite_user",
+            {
+                "command_id": str(uuid.uuid4()),
+                "actor": "admin@example.com",
+                "tenant_id": tenant,
+                "email": f"{unique('contractor')}@example.com",
+                "role": "contractor",
+                "access_expires_at": (datetime.now(UTC) + timedelta(days=60)).isoformat(),
+            },
+        )
+    assert reply.status == "accepted", reply
+
+    expiry = start_service("services.expiry", share=invitation)
+    await ready(expiry)
+    readiness = http_get(f"{expiry.base_url}/readyz")
+    assert readiness is not None
+    assert json.loads(readiness.body)["checks"] == {
+        "broker": "ok",
+        "database": "ok",
+        "schedule": "ok",
+    }
+
+    async def counted() -> str | None:
+        answer = http_get(f"{expiry.base_url}/metrics")
+        assert answer is not None
+        scheduled = sample(answer.body, "invitations_deadlines_scheduled", kind="expire_contractor")
+        return answer.body if scheduled == 1 else None
+
+    metrics = await wait_for(counted, timeout=20, what="the contractor's deadlines in /metrics")
+    assert sample(metrics, "invitations_deadlines_scheduled", kind="lapse_invitation") == 1
+    assert sample(metrics, "invitations_deadlines_scheduled", kind="remind_contractor_expiry") == 2
+    assert sample(metrics, "invitations_deadlines_overdue", kind="expire_contractor") == 0
+
+    assert expiry.terminate() == 0
+    lines = [json.loads(line) for line in expiry.log().splitlines() if line.strip()]
+    assert all(line["service"] == "expiry" for line in lines)

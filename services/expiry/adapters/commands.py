@@ -74,6 +74,11 @@ class AmqpCommandSender:
             await self._connection.close()
             self._connection = None
 
+    @property
+    def connected(self) -> bool:
+        """Open now (a robust connection reconnects by itself; this is the meantime)."""
+        return self._connection is not None and not self._connection.is_closed
+
     async def send(self, firing: Firing) -> None:
         if self._exchange is None:
             raise ConnectionError("the command sender is not started")

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 from services.expiry.domain.deadlines import (
+    COMMAND_NAMES,
     Key,
     build_command,
     command_id,
@@ -106,6 +108,24 @@ class Dispatcher:
 
     def __len__(self) -> int:
         return len(self.schedule)
+
+    def census(self, now: float) -> dict[str, tuple[int, int]]:
+        """Per command: (open deadlines, of which overdue), for the metrics.
+
+        Overdue: the deadline passed and no reply accepted the command yet, so every
+        command in flight, plus what is due and not fired yet. Counting the open ones
+        is one pass over the keys; the overdue ones cost only what is due.
+        """
+        scheduled = Counter(key[0] for key in self.schedule.live_keys())
+        overdue = Counter(key[0] for key in self._in_flight)
+        overdue.update(
+            key[0] for key in self.schedule.due_keys(now) if key not in self._in_flight
+        )
+        return {
+            name: (scheduled[kind], overdue[kind])
+            for kind, name in enumerate(COMMAND_NAMES)
+            if scheduled[kind]
+        }
 
     # -- from the clock ------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ the live size, for an amortised O(1) per change. Peeking is O(1), popping O(log 
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, KeysView
 from heapq import heapify, heappop, heappush
 from typing import Generic, TypeVar
 
@@ -74,6 +74,29 @@ class Schedule(Generic[K]):
     def items(self) -> list[tuple[float, K]]:
         """Every live `(at, key)` in firing order (a copy: for inspection and tests)."""
         return sorted((at, key) for key, at in self._at.items())
+
+    def live_keys(self) -> KeysView[K]:
+        """Every live key (a view: do not change the schedule while iterating)."""
+        return self._at.keys()
+
+    def due_keys(self, now: float) -> list[K]:
+        """The live keys due at or before `now`, without removing them.
+
+        Walks only the part of the heap at or before `now` (a heap's children are never
+        earlier than their parent), so it costs what is due, not what is scheduled.
+        """
+        heap, index = self._heap, self._at
+        due: list[K] = []
+        pending = [0] if heap else []
+        while pending:
+            i = pending.pop()
+            at, key = heap[i]
+            if at > now:
+                continue
+            if index.get(key) is at:
+                due.append(key)
+            pending.extend(child for child in (2 * i + 1, 2 * i + 2) if child < len(heap))
+        return due
 
     def heap_size(self) -> int:
         """Live plus stale entries (for tests and metrics)."""
