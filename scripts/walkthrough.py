@@ -20,13 +20,16 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from aiosmtpd.controller import Controller
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from shared.command_client import CommandClient
@@ -76,12 +79,12 @@ def show(step: str, reply: Reply) -> Reply:
     detail = reply.result if reply.error is None else reply.error.model_dump()
     if isinstance(detail, dict) and "rows" in detail:
         detail = {**detail, "rows": f"{len(detail['rows'])} rows (see the report below)"}
-    console.print(f"[bold]{step}[/] → [{colour}]{reply.status}[/] {detail}")
+    console.print(f"[bold]{escape(step)}[/] → [{colour}]{reply.status}[/] {escape(str(detail))}")
     return reply
 
 
 def command(tenant: str | None = None, **fields: Any) -> dict[str, Any]:
-    body = {"command_id": str(uuid.uuid4()), "actor": ADMIN, **fields}
+    body = {"command_id": str(uuid.uuid4()), "actor": ADMIN} | fields
     if tenant is not None:
         body["tenant_id"] = tenant
     return body
@@ -101,10 +104,7 @@ async def walk(database_url: str, amqp_url: str, log_dir: Path) -> None:
         PUBLIC_BASE_URL="https://vault.acme.example",
         LOG_LEVEL="WARNING",
     )
-    services = [ServiceProcess("invitation", env, log_dir).start()]
-    for optional in ("notifier", "expiry"):
-        if has(f"services.{optional}.__main__"):
-            services.append(ServiceProcess(optional, env, log_dir).start())
+    services = start_services(env, log_dir)
     console.rule("Services")
     console.print(", ".join(s.name for s in services), f"(logs in {log_dir})")
     tenant = f"acme-{uuid.uuid4().hex[:6]}"
@@ -116,6 +116,7 @@ async def walk(database_url: str, amqp_url: str, log_dir: Path) -> None:
                 lambda: any(e.event_type == "MassInviteCompleted" for e in tap.envelopes),
                 what="the events",
             )
+            await accept(client, tenant, sink)
             if has("services.expiry.__main__"):
                 console.rule("Waiting for the contractor's reminder and expiry (live)")
                 await wait_for(
@@ -124,7 +125,11 @@ async def walk(database_url: str, amqp_url: str, log_dir: Path) -> None:
                     interval=0.2,
                     what="ContractorExpired",
                 )
-            await asyncio.sleep(2)  # let the last emails go out
+                if shutil.which("faketime"):
+                    await eight_days_later(services, env, log_dir, tap)
+                else:
+                    console.print("(faketime is not installed: skipping 'eight days later')")
+            await settled(sink)
             print_events(
                 [
                     e
@@ -138,6 +143,76 @@ async def walk(database_url: str, amqp_url: str, log_dir: Path) -> None:
         for service in services:
             service.stop()
         controller.stop()
+
+
+def start_services(
+    env: dict[str, str], log_dir: Path, launcher: Sequence[str] = ()
+) -> list[ServiceProcess]:
+    names = ["invitation"] + [n for n in ("notifier", "expiry") if has(f"services.{n}.__main__")]
+    return [ServiceProcess(name, env, log_dir, launcher).start() for name in names]
+
+
+async def accept(client: CommandClient, tenant: str, sink: Sink) -> None:
+    """Alice follows the link in her email, and the login front end reports her password."""
+    if not has("services.notifier.__main__"):
+        return
+    console.rule("Alice accepts, with the link from her email")
+
+    def token() -> str | None:
+        for message in sink.messages:
+            if "alice@acme.example" in str(message["To"]):
+                body = message.get_body(("plain",))
+                found = re.search(r"[?&]token=([^\s&]+)", body.get_content() if body else "")
+                if found:
+                    return unquote(found.group(1))
+        return None
+
+    link_token = await wait_for(token, what="alice's invitation email")
+    alice = "alice@acme.example"
+    show(
+        "alice accepts her invitation (the token from her email's link)",
+        await client.send(
+            "accept_invitation", command(tenant, actor=alice, email=alice, token=link_token)
+        ),
+    )
+    show(
+        "the login front end: alice replaced her temporary password",
+        await client.send("record_password_changed", command(actor="login-frontend", email=alice)),
+    )
+
+
+async def eight_days_later(
+    services: list[ServiceProcess], env: dict[str, str], log_dir: Path, tap: EventTap
+) -> None:
+    """Restart the services under faketime, eight days on: what time does on its own.
+
+    The temporary passwords nobody used and the links nobody followed (7 days by
+    default) are overdue; the restarted expiry service rebuilds its schedule from the
+    store, finds them and fires; the notifier tells the administrators.
+    """
+    console.rule("Eight days later (faketime): the services restart and catch up")
+    for service in services:
+        service.stop()
+    services[:] = start_services(
+        {**env, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}, log_dir, ["faketime", "-f", "+8d"]
+    )
+    await wait_for(
+        lambda: any(
+            e.event_type == "TempPasswordExpired" and e.data.get("email") == "chloe@acme.example"
+            for e in tap.envelopes
+        ),
+        timeout=60,
+        interval=0.2,
+        what="chloé's unused temporary password to expire",
+    )
+
+
+async def settled(sink: Sink, quiet: float = 1.5) -> None:
+    """Until no email has arrived for `quiet` seconds (the last ones are on their way)."""
+    seen = -1
+    while seen != len(sink.messages):
+        seen = len(sink.messages)
+        await asyncio.sleep(quiet)
 
 
 async def _answers(client: CommandClient) -> bool:
@@ -254,7 +329,7 @@ def print_events(envelopes: list[Any]) -> None:
     for e in sorted(envelopes, key=lambda e: e.position):
         data = {k: v for k, v in e.data.items() if k not in ("settings",) and v is not None}
         text = ", ".join(f"{k}={v}" for k, v in data.items())
-        table.add_row(str(e.position), e.event_type, e.actor or "", text[:70])
+        table.add_row(str(e.position), e.event_type, escape(e.actor or ""), escape(text[:70]))
     console.print(table)
 
 
@@ -267,20 +342,31 @@ def print_emails(messages: list[EmailMessage]) -> None:
         text = body.get_content() if body is not None else ""
         # The walkthrough is a demo: mask the temporary passwords it prints anyway.
         text = re.sub(r"(?im)^(.*(password|mot de passe).*:\s*)(\S{16,})$", r"\1••••••••", text)
-        console.print(f"[bold]To:[/] {message['To']}  [bold]Subject:[/] {message['Subject']}")
-        console.print("   " + "\n   ".join(text.strip().splitlines()[:6]))
+        console.print(
+            f"[bold]To:[/] {escape(str(message['To']))}  "
+            f"[bold]Subject:[/] {escape(str(message['Subject']))}"
+        )
+        console.print("   " + "\n   ".join(text.strip().splitlines()[:6]), markup=False)
 
 
 def audit(database_url: str, tenant: str, middle: datetime) -> None:
     cli = shutil.which("invitations", path=str(Path(sys.executable).parent))
     if cli is None:
         return
-    env = {**os.environ, "DATABASE_URL": database_url, "SECRETS_KEY": TEST_SECRETS_KEY}
+    # COLUMNS: the CLI's tables are as wide as the walkthrough's (not a terminal's 80).
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SECRETS_KEY": TEST_SECRETS_KEY,
+        "COLUMNS": str(console.width),
+    }
     console.rule("Operator: invitations audit --tenant")
     subprocess.run([cli, "audit", "--tenant", tenant, "--format", "table"], env=env, check=False)
     console.rule(f"Operator: invitations state --as-of {middle.isoformat()}")
     subprocess.run(
-        [cli, "state", "--tenant", tenant, "--as-of", middle.isoformat()], env=env, check=False
+        [cli, "state", "--tenant", tenant, "--as-of", middle.isoformat(), "--format", "table"],
+        env=env,
+        check=False,
     )
     console.rule("Operator: invitations verify")
     subprocess.run([cli, "verify"], env=env, check=False)
