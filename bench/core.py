@@ -63,6 +63,8 @@ class Suite:
     run: RunOnce
     # Prepared once before the runs (a large store, say); returns nothing, may be slow.
     prepare: Callable[[Scale], Awaitable[None]] | None = None
+    # Undoes `prepare` (drops its store) after the runs, whether they succeeded or not.
+    finish: Callable[[], Awaitable[None]] | None = None
     notes: str = ""
 
 
@@ -102,16 +104,20 @@ class Summary:
 
 async def run_suite(suite: Suite, scale: Scale, runs: int) -> list[Summary]:
     summaries = {figure.key: Summary(figure) for figure in suite.figures}
-    if suite.prepare is not None:
-        await suite.prepare(scale)
-    for _ in range(runs):
-        values = await suite.run(scale)
-        missing = set(summaries) - set(values)
-        if missing:
-            raise RuntimeError(f"suite {suite.name} did not measure {sorted(missing)}")
-        for key, value in values.items():
-            if key in summaries:
-                summaries[key].values.append(float(value))
+    try:
+        if suite.prepare is not None:
+            await suite.prepare(scale)
+        for _ in range(runs):
+            values = await suite.run(scale)
+            missing = set(summaries) - set(values)
+            if missing:
+                raise RuntimeError(f"suite {suite.name} did not measure {sorted(missing)}")
+            for key, value in values.items():
+                if key in summaries:
+                    summaries[key].values.append(float(value))
+    finally:
+        if suite.finish is not None:
+            await suite.finish()
     return list(summaries.values())
 
 
