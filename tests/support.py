@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,19 +99,16 @@ def service_env(database_url: str, amqp_url: str, **extra: str) -> dict[str, str
 class ServiceProcess:
     """`python -m services.<name>` as a child process, with its log in a file."""
 
-    def __init__(
-        self, name: str, env: dict[str, str], log_dir: Path, launcher: Sequence[str] = ()
-    ) -> None:
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
         self.name = name
         self.env = env
-        self.launcher = list(launcher)  # e.g. `faketime +8d`, to run it at another time
         self.log_path = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [*self.launcher, sys.executable, "-m", f"services.{self.name}"],
+            [sys.executable, "-m", f"services.{self.name}"],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
