@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from services.expiry.adapters.commands import AmqpCommandSender
 from services.expiry.application import Expiry, Timing
+from services.expiry.domain.timetable import EVENT_TYPES
 from services.expiry.entrypoints.runner import ExpiryRunner
 from services.expiry.settings import ExpirySettings
 from services.invitation.event_log import EventLog
@@ -51,7 +52,9 @@ async def serve(settings: ExpirySettings) -> None:
 
     async def open_event_log() -> None:
         nonlocal event_log
-        event_log = await asyncio.to_thread(EventLog, settings.database_url)
+        event_log = await asyncio.to_thread(
+            lambda: EventLog(settings.database_url, event_types=EVENT_TYPES)
+        )
 
     if not await _retrying(open_event_log, stopping, "the event store"):
         await sender.close()

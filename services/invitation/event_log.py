@@ -2,23 +2,53 @@
 
 The notifier, the expiry service, the relay and the operator CLI read the system of
 record through this one class, so none of them depends on the internal domain events.
+
+A consumer that follows only some event types names them (`event_types=`): the others
+are then skipped in SQL, never fetched nor decoded, which is most of what a replay of a
+large store costs (see bench/README.md, "Store at scale").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from eventsourcing.persistence import Notification
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
 
 from services.invitation.adapters.store import store_env
 from services.invitation.application import InvitationStore
-from services.invitation.envelopes import PUBLISHED_TOPICS, to_envelope
+from services.invitation.envelopes import PUBLISHED_TOPICS, to_envelope, topics_of
 from shared.contract import EventEnvelope
 
 
 class EventLog:
-    def __init__(self, database_url: str, *, store: InvitationStore | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        store: InvitationStore | None = None,
+        event_types: Iterable[str] | None = None,
+    ) -> None:
         self._own_store = store is None
         self.store = store or InvitationStore(env=store_env(database_url))
         self._to_domain_event = self.store.mapper.to_domain_event
+        self.topics: tuple[str, ...] = (
+            PUBLISHED_TOPICS if event_types is None else topics_of(event_types)
+        )
+        recorder = self.store.recorder
+        self._select: Any = None
+        # Undecorated reads straight from the events table: plain tuples in binary
+        # format, about five times cheaper per row than the library's dict rows.
+        if isinstance(recorder, PostgresApplicationRecorder):
+            self._datastore = recorder.datastore
+            self._select = SQL(
+                "SELECT notification_id, originator_id, originator_version, topic, state "
+                "FROM {}.{} WHERE notification_id > %s AND topic = ANY(%s) "
+                "ORDER BY notification_id LIMIT %s"
+            ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
 
     def close(self) -> None:
         if self._own_store:
@@ -35,16 +65,37 @@ class EventLog:
         self, after: int = 0, limit: int = 1000
     ) -> tuple[list[EventEnvelope], int]:
         """Like `read`, plus the last position examined (internal events included)."""
-        notifications = self.store.recorder.select_notifications(
-            start=after, limit=limit, topics=PUBLISHED_TOPICS, inclusive_of_start=False
-        )
+        notifications = self._notifications(after, limit)
         envelopes = []
+        to_domain_event = self._to_domain_event
         for notification in notifications:
-            envelope = to_envelope(self._to_domain_event(notification), notification.id)
+            envelope = to_envelope(to_domain_event(notification), notification.id)
             if envelope is not None:
                 envelopes.append(envelope)
         last = notifications[-1].id if notifications else after
         return envelopes, last
+
+    def _notifications(self, after: int, limit: int) -> Sequence[Notification]:
+        if self._select is None:
+            return self.store.recorder.select_notifications(
+                start=after, limit=limit, topics=self.topics, inclusive_of_start=False
+            )
+        with (
+            self._datastore.get_connection() as conn,
+            conn.cursor(binary=True, row_factory=tuple_row) as cursor,
+        ):
+            cursor.execute(self._select, (after, list(self.topics), limit))
+            rows = cursor.fetchall()
+        return [
+            Notification(
+                id=row[0],
+                originator_id=row[1],
+                originator_version=row[2],
+                topic=row[3],
+                state=row[4],
+            )
+            for row in rows
+        ]
 
     def iterate(self, after: int = 0, batch: int = 1000) -> Iterator[EventEnvelope]:
         while True:

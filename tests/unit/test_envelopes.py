@@ -16,7 +16,7 @@ from services.invitation.domain.cause import Cause
 from services.invitation.domain.invitation import Invitation
 from services.invitation.domain.membership import Membership
 from services.invitation.domain.tenant import Tenant
-from services.invitation.envelopes import PUBLISHED_TOPICS, event_id, to_envelope
+from services.invitation.envelopes import PUBLISHED_TOPICS, event_id, to_envelope, topics_of
 from shared.contract import EVENT_DATA, EventEnvelope
 
 MakeCause = Callable[..., Cause]
@@ -167,3 +167,24 @@ def test_event_ids_are_stable_and_distinct() -> None:
     stream = uuid4()
     assert event_id(stream, 1) == event_id(stream, 1)
     assert event_id(stream, 1) != event_id(stream, 2)
+
+
+def test_built_envelopes_equal_validated_ones(every_kind_of_event: list[Any]) -> None:
+    # to_envelope builds without validating: each field must already have its type.
+    for envelope in _envelopes(every_kind_of_event):
+        validated = EventEnvelope.model_validate(dict(envelope))
+        assert validated == envelope
+        assert validated.model_dump_json() == envelope.model_dump_json()
+        assert {k: type(v) for k, v in dict(validated).items()} == {
+            k: type(v) for k, v in dict(envelope).items()
+        }
+
+
+def test_a_consumer_can_ask_for_the_topics_of_its_event_types() -> None:
+    assert topics_of(["UserInvited", "PasswordChanged"]) == (
+        "invitations:Invitation.Invited",
+        "invitations:Account.PasswordChanged",
+    )
+    assert set(topics_of(EVENT_DATA)) == set(PUBLISHED_TOPICS)
+    with pytest.raises(ValueError, match="NoSuchEvent"):
+        topics_of(["NoSuchEvent"])

@@ -52,6 +52,24 @@ _durations = TypeAdapter(list[timedelta])
 
 INVITED, ACTIVE, LAPSED = 0, 1, 2
 
+# The contract event types the timetable follows; the others cannot change a deadline,
+# so the event log need not even fetch them (services/invitation/event_log.py).
+EVENT_TYPES: tuple[str, ...] = (
+    "UserInvited",
+    "InvitationResent",
+    "InvitationAccepted",
+    "InvitationRevoked",
+    "InvitationLapsed",
+    "ContractorExpiryChanged",
+    "ContractorExpiryApproaching",
+    "ContractorExpired",
+    "TenantConfigured",
+    "TempPasswordIssued",
+    "TempPasswordExpired",
+    "TempPasswordRevoked",
+    "PasswordChanged",
+)
+
 
 class DeadlineSink(Protocol):
     def set(self, key: Key, deadline: float) -> None: ...
@@ -95,6 +113,7 @@ class Timetable:
             "TempPasswordRevoked": self._temp_password_ended,
             "PasswordChanged": self._password_changed,
         }
+        assert set(self._handlers) == set(EVENT_TYPES)
 
     def apply(self, envelope: EventEnvelope) -> bool:
         """Apply one event; an event at or before the current position is a repeat, ignored."""

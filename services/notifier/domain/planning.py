@@ -526,3 +526,6 @@ _HANDLERS: dict[str, _Handler] = {
     "TempPasswordExpired": _temp_password_expired,
     "MassInviteCompleted": _mass_invite_completed,
 }
+
+# Every event type planning reads: a replay need not fetch the others from the store.
+EVENT_TYPES: frozenset[str] = frozenset(_HANDLERS) | _SUPERSEDING
