@@ -118,9 +118,7 @@ class Dispatcher:
         """
         scheduled = Counter(key[0] for key in self.schedule.live_keys())
         overdue = Counter(key[0] for key in self._in_flight)
-        overdue.update(
-            key[0] for key in self.schedule.due_keys(now) if key not in self._in_flight
-        )
+        overdue.update(key[0] for key in self.schedule.due_keys(now) if key not in self._in_flight)
         return {
             name: (scheduled[kind], overdue[kind])
             for kind, name in enumerate(COMMAND_NAMES)
