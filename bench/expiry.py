@@ -201,8 +201,13 @@ async def run(scale: Scale) -> Mapping[str, float]:
     with temporary_vhost() as amqp_url:
         ports = {"invitation": _free_port(), "expiry": _free_port()}
         env = service_env(_prepared.database_url, amqp_url, LOG_LEVEL="WARNING")
+        # No relay: the store was built without the broker, so a relay would first
+        # publish its hundreds of thousands of events (a backlog no live system has)
+        # and take the CPU the expiry commands need. The expiry reads the store itself.
         invitation = ServiceProcess(
-            "invitation", {**env, "HTTP_PORT": str(ports["invitation"])}, LOGS
+            "invitation",
+            {**env, "HTTP_PORT": str(ports["invitation"]), "RELAY_ENABLED": "false"},
+            LOGS,
         ).start()
         expiry: ServiceProcess | None = None
         try:
