@@ -39,6 +39,7 @@ class Invite:
     email: str
     command_id: str
     published: float = 0.0  # time.monotonic()
+    published_at: float = 0.0  # epoch seconds, the same instant
     replied: float | None = None  # time.monotonic()
     event_seen: float | None = None  # time.monotonic()
     occurred_at: float | None = None  # epoch seconds, the stored event's timestamp
@@ -118,7 +119,7 @@ class InviteTracker:
             "email": invite.email,
             "role": "user",
         }
-        invite.published = time.monotonic()
+        invite.published, invite.published_at = time.monotonic(), time.time()
         await self._exchange.publish(
             aio_pika.Message(
                 json.dumps(body).encode(),

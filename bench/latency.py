@@ -4,7 +4,9 @@ The real services run on a fresh schema and vhost with the SMTP sink in its own
 process. Invites are published on a fixed schedule, 300 a second for 30 s (quick: 3 s),
 whatever the replies do (an open loop: a slow service cannot slow the offered load down
 and hide its own latency). Each invite is followed through bench/invites.py; the run
-then waits for every one to complete (an invite that never does fails the run).
+then waits for every one to complete (up to 60 s after the last publish; stages still
+missing then count as reached at that moment, so the percentiles are lower bounds, and
+a warning says so: a pipeline that does not sustain the offered rate has no finite tail).
 
 - `reply_*`: command published (driver clock, just before the publish) -> its reply
   received by the driver.
@@ -19,6 +21,7 @@ Percentiles are over the invites published after the first second (start-up effe
 from __future__ import annotations
 
 import asyncio
+import logging
 import statistics
 import time
 
@@ -26,10 +29,9 @@ from bench.core import Figure, Scale, Suite
 from bench.invites import Invite, InviteTracker
 from bench.services import Stack, running_stack
 
+log = logging.getLogger(__name__)
 RATE = 300.0
-# After the last publish, how long the stragglers may take before the run fails: a
-# pipeline that cannot sustain the offered rate falls ever further behind, and has no
-# finite p99 to report.
+# After the last publish, how long the stragglers may take (see `censor`).
 DRAIN_TIMEOUT = 60.0
 
 
@@ -39,8 +41,35 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
+def censor(invites: list[Invite], rate: float) -> None:
+    """Stages still missing count as reached now: the percentiles become lower bounds.
+
+    A pipeline that cannot keep up with the offered rate has no finite tail latency;
+    rather than fail the whole benchmark command, report what is certain (at least
+    this long), which is still judged against the target, and say so.
+    """
+    now, wall = time.monotonic(), time.time()
+    missing = 0
+    for invite in invites:
+        if invite.completed is not None:
+            continue
+        missing += 1
+        invite.replied = invite.replied or now
+        invite.occurred_at = invite.occurred_at or invite.published_at
+        invite.emailed = invite.emailed or wall
+    log.warning(
+        "%d of %d invites did not complete within %.0f s of the last publish: the pipeline "
+        "does not sustain %.0f/s here; their latencies count as lower bounds",
+        missing,
+        len(invites),
+        DRAIN_TIMEOUT,
+        rate,
+    )
+
+
 async def open_loop(stack: Stack, *, rate: float, seconds: float) -> list[Invite]:
-    """Publish `rate` invites a second for `seconds`, then wait for all to complete."""
+    """Publish `rate` invites a second for `seconds`, then wait for all to complete
+    (or `DRAIN_TIMEOUT`, see `censor`)."""
     async with InviteTracker(stack.amqp_url, stack.sink) as tracker:
         publishes: list[asyncio.Task[None]] = []
         total = int(rate * seconds)
@@ -60,11 +89,7 @@ async def open_loop(stack: Stack, *, rate: float, seconds: float) -> list[Invite
         try:
             await asyncio.wait_for(done, DRAIN_TIMEOUT)
         except TimeoutError:
-            missing = sum(1 for invite in invites if invite.completed is None)
-            raise RuntimeError(
-                f"{missing} of {total} invites did not complete within {DRAIN_TIMEOUT:.0f} s "
-                f"of the last publish: the pipeline does not sustain {rate:.0f}/s here"
-            ) from None
+            censor(invites, rate)
         skip = int(rate)  # the first second
         return invites[skip:] if len(invites) > 2 * skip else invites
 
