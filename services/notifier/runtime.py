@@ -58,14 +58,25 @@ class NotifierRuntime:
         self._task = asyncio.create_task(self._run(), name="notifier")
 
     async def _run(self) -> None:
-        while not await asyncio.to_thread(self.store.try_lead):
-            log.info("another notifier is running; standing by")
-            await self._sleep(self._standby_poll)
+        delay = 0.5
+        while True:
+            # A database that refuses us at start-up (down, or out of connections) must
+            # not kill this task: the process would live on, acking wake-ups, sending
+            # nothing. So take the lead and reclaim with retries, like planning does.
+            try:
+                if await asyncio.to_thread(self.store.try_lead):
+                    break
+                log.info("another notifier is running; standing by")
+                await self._sleep(self._standby_poll)
+            except Exception:
+                log.exception("could not reach the database to lead; trying again in %.1fs", delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, 10.0)
             if self._stopping:
                 return
         self._leading = True
         log.info("notifier leading: planning from the event store and sending")
-        reclaimed = await asyncio.to_thread(self.store.reclaim_interrupted)
+        reclaimed = await self._reclaim_interrupted()
         if reclaimed:
             log.warning(
                 "%d email(s) were being sent when the last notifier stopped; sending them "
@@ -75,6 +86,18 @@ class NotifierRuntime:
         self.engine.start()
         self.reports.start()
         await self._plan_loop()
+
+    async def _reclaim_interrupted(self) -> int:
+        delay = 0.5
+        while True:
+            try:
+                return await asyncio.to_thread(self.store.reclaim_interrupted)
+            except Exception:
+                log.exception("could not reclaim interrupted emails; trying again in %.1fs", delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, 10.0)
+                if self._stopping:
+                    return 0
 
     async def _plan_loop(self) -> None:
         delay = 0.5

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from services.invitation.event_log import EventLog
+from services.notifier.adapters.store import _Postgres
 from services.notifier.mailbox import received
 from services.notifier.replay import rebuild
 from services.notifier.replay import reset as reset_for_replay
@@ -76,6 +77,26 @@ async def test_wake_ups_and_a_replay_from_scratch_never_send_twice(
     await asyncio.sleep(0.3)  # a window for any duplicate to show up
     assert len(smtp.messages) == 5
     assert set(message_ids(smtp).values()) == {1}
+
+
+async def test_a_notifier_refused_by_the_database_at_start_up_keeps_trying_then_sends(
+    invitations: Invitations, smtp: SmtpSink, start_notifier: Any, monkeypatch: Any
+) -> None:
+    seed(invitations, tenant())
+    refusals = {"try_lead": 2, "reclaim_interrupted": 1}
+    for name in refusals:
+        real = getattr(_Postgres, name)
+
+        def refusing(store: Any, *, _name: str = name, _real: Any = real) -> Any:
+            if refusals[_name]:
+                refusals[_name] -= 1
+                raise psycopg.OperationalError("sorry, too many clients already")
+            return _real(store)
+
+        monkeypatch.setattr(_Postgres, name, refusing)
+    await start_notifier()
+    await wait_for(lambda: len(smtp.messages) == 5, timeout=20)
+    assert refusals == {"try_lead": 0, "reclaim_interrupted": 0}
 
 
 async def test_a_fresh_notifier_on_an_existing_store_catches_up_and_rebuilds_its_state(
