@@ -203,22 +203,23 @@ class PostgresAuditTables:
                 e.state,
             )
             hashes_.append(previous)
-        curs.execute(
-            SQL(
-                "INSERT INTO {} (notification_id, hash) SELECT * FROM unnest(%s::bigint[], "
-                "%s::bytea[])"
-            ).format(self._chain),
-            ([p for p, _ in ordered], hashes_),
-        )
+        # COPY in binary: psycopg dumps a bytea[] parameter in Python, byte by byte.
+        with curs.copy(
+            SQL("COPY {} (notification_id, hash) FROM STDIN (FORMAT BINARY)").format(self._chain)
+        ) as copy:
+            copy.set_types(["int8", "bytea"])
+            for position, hash_ in zip((p for p, _ in ordered), hashes_, strict=True):
+                copy.write_row((position, hash_))
         streams = [_stream_row(e) for e in stored_events if e.originator_version == 1]
         if streams:
-            curs.execute(
+            with curs.copy(
                 SQL(
-                    "INSERT INTO {} (originator_id, kind, tenant_id, email) SELECT * FROM "
-                    "unnest(%s::uuid[], %s::text[], %s::text[], %s::text[])"
-                ).format(self._streams),
-                tuple(list(column) for column in zip(*streams, strict=True)),
-            )
+                    "COPY {} (originator_id, kind, tenant_id, email) FROM STDIN (FORMAT BINARY)"
+                ).format(self._streams)
+            ) as copy:
+                copy.set_types(["uuid", "text", "text", "text"])
+                for stream in streams:
+                    copy.write_row(stream)
 
     def _fetch(self, statement: Composed, params: Sequence[Any]) -> list[Any]:
         with self._datastore.transaction(commit=False) as curs:
