@@ -9,6 +9,7 @@ benchmark's own process CPU that the services need.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -69,6 +70,12 @@ class RecipientSink:
             return None
         return max(t for t in times if t is not None)
 
+    def first_of(self, recipients: Iterable[str]) -> float | None:
+        """When the first of `recipients` got mail, or None if none has."""
+        with self._lock:
+            times = [t for r in recipients if (t := self._accepted.get(r.lower())) is not None]
+        return min(times, default=None)
+
     def missing(self, recipients: Iterable[str]) -> int:
         with self._lock:
             return sum(1 for r in recipients if r.lower() not in self._accepted)
@@ -79,6 +86,13 @@ class MassStack:
     client: CommandClient
     sink: RecipientSink
     database_url: str
+    pids: dict[str, int]  # service name -> process id
+
+    def cpu_seconds(self, service: str) -> float:
+        """CPU time (user + system) the service's process has used so far (Linux /proc)."""
+        with open(f"/proc/{self.pids[service]}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _answers(client: CommandClient) -> bool:
@@ -132,7 +146,8 @@ async def mass_stack(**extra_env: str) -> AsyncIterator[MassStack]:
             async with CommandClient(amqp_url) as client:
                 await wait_for(lambda: _answers(client), timeout=60, what="the invitation service")
                 await _emails_flow(client, sink)
-                yield MassStack(client, sink, database_url)
+                pids = {p.name: p.process.pid for p in processes if p.process is not None}
+                yield MassStack(client, sink, database_url, pids)
         finally:
             # Stop both before the schema and vhost go, concurrently (each may take seconds).
             await asyncio.gather(*(asyncio.to_thread(p.stop) for p in processes))
