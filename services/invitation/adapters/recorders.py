@@ -22,7 +22,11 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier, Literal
 
-from services.invitation.adapters.chain import PostgresAuditTables, SQLiteAuditTables
+from services.invitation.adapters.chain import (
+    PostgresAuditTables,
+    PreparedRows,
+    SQLiteAuditTables,
+)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
         then positions from the table's own sequence, taken under that lock so that
         positions follow commit order, in one transaction with the side tables.
         """
+        audit_rows = PreparedRows.of(stored_events)  # before the transaction: see its doc
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             self._insert_events(curs, stored_events, **kwargs)
             if not stored_events:
@@ -114,7 +119,7 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
                     copy.write_row(
                         (e.originator_id, e.originator_version, e.topic, e.state, position)
                     )
-            self.audit.append(curs, stored_events, ids)
+            self.audit.append(curs, audit_rows, ids)
             return ids
 
     def _next_positions(self, curs: Any, count: int) -> list[int]:
