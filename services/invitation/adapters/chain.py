@@ -70,7 +70,8 @@ class PreparedRows:
 
     PostgreSQL ends a session idle in a transaction for more than
     POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT (5 s): Python work between statements
-    counts as idle, and a 50,000-event save on a loaded machine came close to it.
+    counts as idle, and the former insert of a 50,000-event save was ended that way on
+    a loaded machine.
     """
 
     tails: list[bytes]

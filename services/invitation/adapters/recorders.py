@@ -139,7 +139,10 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
                 "'notification_id') AS seq",
                 (self.datastore.schema, self.events_table_name),
             )
-            self._sequence = str(curs.fetchone()["seq"])
+            sequence = curs.fetchone()["seq"]
+            if sequence is None:
+                raise OperationalError(f"no table {self.events_table_name} with a sequence yet")
+            self._sequence = str(sequence)
         return self._sequence
 
     def _insert_events(
