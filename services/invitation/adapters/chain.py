@@ -44,21 +44,53 @@ _BATCH = 10_000
 def link_hash(
     previous: bytes, position: int, originator_id: UUID, version: int, topic: str, state: bytes
 ) -> bytes:
-    topic_bytes = topic.encode()
     return hashlib.sha256(
-        b"".join(
-            (
-                previous,
-                position.to_bytes(8, "big"),
-                originator_id.bytes,
-                version.to_bytes(8, "big"),
-                len(topic_bytes).to_bytes(4, "big"),
-                topic_bytes,
-                len(state).to_bytes(4, "big"),
-                state,
-            )
-        )
+        previous + position.to_bytes(8, "big") + _link_tail(originator_id, version, topic, state)
     ).digest()
+
+
+def _link_tail(originator_id: UUID, version: int, topic: str, state: bytes) -> bytes:
+    """What a link hashes after (previous, position): known before the row has a position."""
+    topic_bytes = topic.encode()
+    return b"".join(
+        (
+            originator_id.bytes,
+            version.to_bytes(8, "big"),
+            len(topic_bytes).to_bytes(4, "big"),
+            topic_bytes,
+            len(state).to_bytes(4, "big"),
+            state,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class PreparedRows:
+    """The audit rows of a save, computed before its transaction opens.
+
+    PostgreSQL ends a session idle in a transaction for more than
+    POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT (5 s): Python work between statements
+    counts as idle, and the former insert of a 50,000-event save was ended that way on
+    a loaded machine.
+    """
+
+    tails: list[bytes]
+    streams: list[tuple[UUID, str, str | None, str | None]]
+
+    @classmethod
+    def of(cls, stored_events: Sequence[StoredEvent]) -> PreparedRows:
+        return cls(
+            [
+                _link_tail(
+                    e.originator_id,  # type: ignore[arg-type]
+                    e.originator_version,
+                    e.topic,
+                    e.state,
+                )
+                for e in stored_events
+            ],
+            [_stream_row(e) for e in stored_events if e.originator_version == 1],
+        )
 
 
 def checkpoint_key(secrets_key: bytes) -> bytes:
@@ -182,43 +214,30 @@ class PostgresAuditTables:
             ),
         ]
 
-    def append(
-        self, curs: Any, stored_events: Sequence[StoredEvent], positions: Sequence[int]
-    ) -> None:
+    def append(self, curs: Any, rows: PreparedRows, positions: Sequence[int]) -> None:
         """Inside the insert transaction, after the events (and their table lock)."""
         curs.execute(
             SQL("SELECT hash FROM {} ORDER BY notification_id DESC LIMIT 1").format(self._chain)
         )
         row = curs.fetchone()
         previous = GENESIS if row is None else bytes(row["hash"])
-        ordered = sorted(zip(positions, stored_events, strict=True), key=lambda p: p[0])
-        hashes_: list[bytes] = []
-        for position, e in ordered:
-            previous = link_hash(
-                previous,
-                position,
-                e.originator_id,  # type: ignore[arg-type]
-                e.originator_version,
-                e.topic,
-                e.state,
-            )
-            hashes_.append(previous)
-        curs.execute(
-            SQL(
-                "INSERT INTO {} (notification_id, hash) SELECT * FROM unnest(%s::bigint[], "
-                "%s::bytea[])"
-            ).format(self._chain),
-            ([p for p, _ in ordered], hashes_),
-        )
-        streams = [_stream_row(e) for e in stored_events if e.originator_version == 1]
-        if streams:
-            curs.execute(
+        # COPY in binary: psycopg dumps a bytea[] parameter in Python, byte by byte.
+        with curs.copy(
+            SQL("COPY {} (notification_id, hash) FROM STDIN (FORMAT BINARY)").format(self._chain)
+        ) as copy:
+            copy.set_types(["int8", "bytea"])
+            for position, tail in sorted(zip(positions, rows.tails, strict=True)):
+                previous = hashlib.sha256(previous + position.to_bytes(8, "big") + tail).digest()
+                copy.write_row((position, previous))
+        if rows.streams:
+            with curs.copy(
                 SQL(
-                    "INSERT INTO {} (originator_id, kind, tenant_id, email) SELECT * FROM "
-                    "unnest(%s::uuid[], %s::text[], %s::text[], %s::text[])"
-                ).format(self._streams),
-                tuple(list(column) for column in zip(*streams, strict=True)),
-            )
+                    "COPY {} (originator_id, kind, tenant_id, email) FROM STDIN (FORMAT BINARY)"
+                ).format(self._streams)
+            ) as copy:
+                copy.set_types(["uuid", "text", "text", "text"])
+                for stream in rows.streams:
+                    copy.write_row(stream)
 
     def _fetch(self, statement: Composed, params: Sequence[Any]) -> list[Any]:
         with self._datastore.transaction(commit=False) as curs:
