@@ -242,7 +242,6 @@ class InvitationService:
         ids = [str(item.command.command_id) for item in batch]
         earlier = self.side_tables.lookup_replies(ids)
         self._prefetch(uow, batch)
-        self._prefetch_lookups(uow, batch)
         replies: list[c.Reply] = []
         for item in batch:
             command_id = str(item.command.command_id)
@@ -261,11 +260,17 @@ class InvitationService:
         return replies
 
     def _prefetch(self, uow: UnitOfWork, batch: Sequence[IncomingCommand]) -> None:
-        """Load the streams a batch's commands need with one query, and their passwords at once.
+        """Load what a batch's commands look up in two queries, not one per lookup.
 
-        A guess by the plain lower-cased email: a miss only means one more query later.
+        First the streams the commands name (an invite's tenant, membership and account;
+        another command's invitation, membership or account), then the ones those lead to
+        (an invitation's membership and account, a membership's invitation and account).
+        A guess, by the plain lower-cased email: whatever a handler then asks for and is
+        not loaded yet, `uow.get` still fetches. The passwords of single invites are
+        hashed at once meanwhile.
         """
         ids: list[UUID] = []
+        named: list[UUID] = []
         invites = 0
         for item in batch:
             command = item.command
@@ -277,30 +282,15 @@ class InvitationService:
                     membership_uuid(command.tenant_id, email),
                     account_uuid(email),
                 ]
-            elif isinstance(command, _ACCOUNT_COMMANDS):
-                # The notifier sends one `record_temp_password_delivered` per automatic
-                # email: 10,000 after a mass invite, one query each without this.
-                ids.append(account_uuid(command.email.strip().lower()))
-        uow.prefetch(ids)
+            else:
+                stream = self._named_stream(command)
+                if stream is not None:
+                    named.append(stream)
         if invites > 1:
             self._passwords.prepare(invites)
-
-    def _prefetch_lookups(self, uow: UnitOfWork, batch: Sequence[IncomingCommand]) -> None:
-        """Load what the other commands look up, in two queries instead of one per lookup.
-
-        First the streams a command names (its invitation, membership or account), then
-        the ones those lead to (an invitation's membership and account, a membership's
-        invitation and account). Only a guess ahead of the handlers: whatever they then ask for and
-        is not loaded yet, `uow.get` still fetches.
-        """
-        named: list[UUID] = []
-        for item in batch:
-            stream = self._named_stream(item.command)
-            if stream is not None:
-                named.append(stream)
+        uow.prefetch(ids + named)
         if not named:
             return
-        uow.prefetch(named)
         related: list[UUID] = []
         for stream in named:
             invitation = uow.get(Invitation, stream)
@@ -332,16 +322,7 @@ class InvitationService:
             command, (c.SetContractorExpiry, c.ExpireContractor, c.RemindContractorExpiry)
         ):
             return membership_uuid(command.tenant_id, command.email.strip().lower())
-        if isinstance(
-            command,
-            (
-                c.RegisterAccount,
-                c.RecordPasswordChanged,
-                c.ExpireTempPassword,
-                c.RecordTempPasswordDelivered,
-                c.RetrieveTempPassword,
-            ),
-        ):
+        if isinstance(command, _ACCOUNT_COMMANDS):
             return account_uuid(command.email.strip().lower())
         return None
 
