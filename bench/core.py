@@ -13,7 +13,7 @@ the suite from rotting) or at the sizes the targets are stated for.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -119,10 +119,3 @@ async def run_suite(suite: Suite, scale: Scale, runs: int) -> list[Summary]:
         if suite.finish is not None:
             await suite.finish()
     return list(summaries.values())
-
-
-def summaries_json(results: Sequence[tuple[str, Sequence[Summary]]]) -> dict[str, object]:
-    return {
-        suite: {summary.figure.key: summary.as_json() for summary in summaries}
-        for suite, summaries in results
-    }

@@ -8,11 +8,12 @@ import platform
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from bench.core import Summary, summaries_json
+from bench.core import Figure, Summary
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -56,18 +57,35 @@ def machine() -> dict[str, object]:
 def save(
     results: Sequence[tuple[str, Sequence[Summary]]], runs: int, quick: bool, directory: Path
 ) -> Path:
+    """Write the results; suites of an earlier invocation that were not re-run are kept.
+
+    So one suite can be re-measured (`python -m bench expiry`) without losing the others;
+    `measured` says when and how each suite was last run.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    document = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "runs": runs,
-        "quick": quick,
-        "suites": summaries_json(results),
-    }
     path = directory / "results.json"
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    earlier: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    suites: dict[str, Any] = dict(earlier.get("suites", {}))
+    measured: dict[str, Any] = dict(earlier.get("measured", {}))
+    for suite, summaries in results:
+        suites[suite] = {summary.figure.key: summary.as_json() for summary in summaries}
+        measured[suite] = {"when": now, "runs": runs, "quick": quick}
+    document = {"machine": machine(), "measured": measured, "suites": suites}
     path.write_text(json.dumps(document, indent=2) + "\n")
-    chart(results, directory / "results.png")
+    chart(summaries_from_json(suites), directory / "results.png")
     return path
+
+
+def summaries_from_json(suites: dict[str, Any]) -> list[tuple[str, list[Summary]]]:
+    loaded = []
+    for suite, figures in suites.items():
+        summaries = []
+        for key, saved in figures.items():
+            figure = Figure(key, saved["label"], saved["unit"], saved["target"], saved["better"])
+            summaries.append(Summary(figure, [float(v) for v in saved["runs"]]))
+        loaded.append((suite, summaries))
+    return loaded
 
 
 def chart(results: Sequence[tuple[str, Sequence[Summary]]], path: Path) -> None:

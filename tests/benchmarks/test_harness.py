@@ -57,3 +57,24 @@ async def test_results_are_saved_as_json_with_a_chart(tmp_path: Path) -> None:
     assert document["suites"]["counting"]["rate"]["runs"] == [900.0, 1200.0, 1100.0]
     assert document["suites"]["counting"]["p99"]["met"] is True
     assert (tmp_path / "results.png").stat().st_size > 0
+
+
+async def test_saving_one_suite_keeps_the_figures_of_the_others(tmp_path: Path) -> None:
+    summaries = await run_suite(counting_suite(), Scale(quick=True), runs=3)
+    save([("counting", summaries)], runs=3, quick=True, directory=tmp_path)
+
+    async def run(scale: Scale) -> Mapping[str, float]:
+        return {"rss": 300.0}
+
+    other = Suite("memory", (Figure("rss", "RSS", "MB", target=500, better="lower"),), run)
+    path = save(
+        [("memory", await run_suite(other, Scale(quick=True), runs=1))],
+        runs=1,
+        quick=True,
+        directory=tmp_path,
+    )
+
+    document = json.loads(path.read_text())
+    assert set(document["suites"]) == {"counting", "memory"}
+    assert document["suites"]["counting"]["rate"]["median"] == 1100.0
+    assert document["measured"]["memory"]["runs"] == 1
