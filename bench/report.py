@@ -122,7 +122,7 @@ def chart(results: Sequence[tuple[str, Sequence[Summary]]], path: Path) -> None:
     axes.barh(labels, medians, xerr=errors, color=colours, capsize=3)
     axes.axvline(1.0, color="black", linewidth=1)
     axes.set_xscale("log")
-    axes.set_xlabel("median as a share of the target (log; ≥ 1 is met), whiskers min-max")
+    axes.set_xlabel("median / target (log scale; ≥ 1 is met); whiskers: min-max")
     axes.invert_yaxis()
     figure.tight_layout()
     figure.savefig(path, dpi=110)
