@@ -46,8 +46,8 @@ class EventLog:
             self._datastore = recorder.datastore
             self._select = SQL(
                 "SELECT notification_id, originator_id, originator_version, topic, state "
-                "FROM {}.{} WHERE notification_id > %s AND topic = ANY(%s) "
-                "ORDER BY notification_id LIMIT %s"
+                "FROM {}.{} WHERE notification_id > %s AND notification_id <= %s "
+                "AND topic = ANY(%s) ORDER BY notification_id LIMIT %s"
             ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
 
     def close(self) -> None:
@@ -64,27 +64,37 @@ class EventLog:
     def read_with_high_water(
         self, after: int = 0, limit: int = 1000
     ) -> tuple[list[EventEnvelope], int]:
-        """Like `read`, plus the last position examined (internal events included)."""
-        notifications = self._notifications(after, limit)
+        """Like `read`, plus the position up to which the log was examined.
+
+        That covers the rows not fetched (internal events, types the reader does not
+        follow): a reader that stores it never reads them again, and its position reaches
+        the store's last one even when that event is of no interest to it.
+        """
+        # The store's last position first, then the page up to it: a row is committed
+        # under the events table's lock, so once the last position is visible every
+        # earlier one is too, and a page shorter than `limit` examined all of them.
+        last_stored = self.max_position()
+        notifications = self._notifications(after, last_stored, limit)
         envelopes = []
         to_domain_event = self._to_domain_event
         for notification in notifications:
             envelope = to_envelope(to_domain_event(notification), notification.id)
             if envelope is not None:
                 envelopes.append(envelope)
-        last = notifications[-1].id if notifications else after
-        return envelopes, last
+        if len(notifications) == limit:
+            return envelopes, notifications[-1].id
+        return envelopes, max(after, last_stored)
 
-    def _notifications(self, after: int, limit: int) -> Sequence[Notification]:
+    def _notifications(self, after: int, upto: int, limit: int) -> Sequence[Notification]:
         if self._select is None:
             return self.store.recorder.select_notifications(
-                start=after, limit=limit, topics=self.topics, inclusive_of_start=False
+                start=after, limit=limit, stop=upto, topics=self.topics, inclusive_of_start=False
             )
         with (
             self._datastore.get_connection() as conn,
             conn.cursor(binary=True, row_factory=tuple_row) as cursor,
         ):
-            cursor.execute(self._select, (after, list(self.topics), limit))
+            cursor.execute(self._select, (after, upto, list(self.topics), limit))
             rows = cursor.fetchall()
         return [
             Notification(
