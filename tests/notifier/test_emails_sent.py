@@ -13,8 +13,9 @@ from services.invitation.domain.ids import account_uuid
 from services.notifier.mailbox import received
 from shared.contract import AcceptInvitation
 from shared.secrets import TempPasswordHasher
+from tests.support import wait_for
 
-from .conftest import Clock, CommandRelay, Invitations, SmtpSink, wait_for
+from .conftest import Clock, CommandRelay, Invitations, SmtpSink
 
 pytestmark = pytest.mark.integration
 

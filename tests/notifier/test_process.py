@@ -15,9 +15,11 @@ import aio_pika
 import pytest
 
 from services.invitation.event_log import EventLog
+from services.notifier.adapters.store import open_store
 from services.notifier.mailbox import received
 from services.notifier.settings import NotifierSettings
 from shared.ops_http import probe
+from tests.support import wait_for
 
 from .conftest import (
     AMQP_URL,
@@ -28,7 +30,6 @@ from .conftest import (
     SmtpSink,
     free_port,
     subprocess_env,
-    wait_for,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -150,18 +151,21 @@ async def test_the_events_queue_wakes_the_notifier_and_redelivery_sends_nothing_
 ) -> None:
     queue = settings.notifier_queue
     port = free_port()
-    # A poll period far longer than the test: only the queue can make it this fast.
+    # An event with no email, stored first: once the notifier's position shows it, its
+    # start-up planning pass is over. With a poll period far longer than the test, only
+    # the queue can make it plan again.
+    invitations.do("configure_tenant", tenant_id=f"t-{uuid4().hex[:10]}", contractor_enabled=True)
+    first = last_position(invitations)
     process = await spawn(NOTIFIER_POLL_INTERVAL="60", HTTP_PORT=str(port))
-    await wait_until(lambda: consumers(queue), timeout=20)
-    await wait_until(lambda: asyncio.to_thread(probe, "/readyz", port=port), timeout=10)
-    await asyncio.sleep(1.0)  # let its first planning pass find the store empty
+    await wait_for(lambda: consumers(queue), timeout=20)
+    await wait_for(lambda: asyncio.to_thread(probe, "/readyz", port=port), timeout=10)
+    await wait_for(lambda: notifier_state(database_url)[0] >= first, timeout=20)
 
     invitations.do("register_account", email="woken@example.com")
     invitations.do(
         "invite_user", tenant_id=f"t-{uuid4().hex[:10]}", email="woken@example.com", role="user"
     )
-    await asyncio.sleep(1.0)
-    assert smtp.to("woken@example.com") == [], "sent before any wake-up: the test proves nothing"
+    assert notifier_state(database_url)[0] < last_position(invitations)
     envelopes = list(EventLog("unused", store=invitations.service.store).iterate())
     for envelope in envelopes:
         await publish_to_queue(queue, envelope.model_dump_json().encode(), str(envelope.event_id))
@@ -169,17 +173,19 @@ async def test_the_events_queue_wakes_the_notifier_and_redelivery_sends_nothing_
     metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/metrics")
     assert 'notifier_emails_sent_total{kind="invitation_linked"} 1.0' in metrics
 
-    # The same events again (a redelivery, a republish): nothing more is sent.
+    # The same events again (a redelivery, a republish): nothing more is sent. Once the
+    # queue is drained, every wake-up was taken; once nothing is pending or sending, what
+    # they planned (nothing, or a duplicate) has gone out.
     for envelope in envelopes * 3:
         await publish_to_queue(queue, envelope.model_dump_json().encode(), str(envelope.event_id))
-    await wait_until(lambda: _drained(queue), timeout=10)
-    await asyncio.sleep(0.5)
+    await wait_for(lambda: _drained(queue), timeout=10)
+    await wait_for(lambda: idle(database_url, last_position(invitations)), timeout=10)
     assert len(smtp.messages) == 1
     assert len(received(database_url)["woken@example.com"]) == 1
 
     # Not an event: dead-lettered to `<queue>.dead`, and the queue keeps flowing.
     await publish_to_queue(queue, b"not json at all", "junk-1")
-    await wait_until(lambda: _count_is(f"{queue}.dead", 1), timeout=10)
+    await wait_for(lambda: _count_is(f"{queue}.dead", 1), timeout=10)
     assert await stop_gracefully(process) == 0
 
 
@@ -203,13 +209,23 @@ async def test_sigterm_stops_within_ten_seconds_mid_burst_and_the_rest_follows_o
     assert set(Counter(m.message_id for m in smtp.messages).values()) == {1}
 
 
-async def wait_until(check: Callable[[], Any], timeout: float) -> None:
-    """Like wait_for, for async checks."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.1)
+def last_position(invitations: Invitations) -> int:
+    log = EventLog("unused", store=invitations.service.store)
+    return max((e.position for e in log.iterate()), default=0)
+
+
+def notifier_state(database_url: str) -> tuple[int, dict[str, int]]:
+    """The notifier's planned position and its emails by status, from its tables."""
+    store = open_store(database_url)
+    try:
+        return store.position(), store.status_counts()
+    finally:
+        store.close()
+
+
+def idle(database_url: str, position: int) -> bool:
+    planned, counts = notifier_state(database_url)
+    return planned >= position and not counts.get("pending") and not counts.get("sending")
 
 
 def _get(url: str) -> str:

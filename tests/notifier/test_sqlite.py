@@ -14,8 +14,9 @@ from services.invitation.application import InvitationService, InvitationStore
 from services.notifier.mailbox import received
 from services.notifier.replay import reset as reset_for_replay
 from services.notifier.settings import NotifierSettings
+from tests.support import wait_for
 
-from .conftest import Clock, Invitations, SmtpSink, wait_for
+from .conftest import Clock, Invitations, SmtpSink
 
 pytestmark = pytest.mark.integration
 
