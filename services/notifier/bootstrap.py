@@ -21,7 +21,8 @@ from services.notifier.adapters.store import open_store
 from services.notifier.application import Planner
 from services.notifier.delivery import Composer, DeliveryEngine, DeliveryReports
 from services.notifier.domain.delivery import RetryPolicy
-from services.notifier.entrypoints.events import dead_letter_queue, register_wakeup
+from services.notifier.domain.planning import EVENT_TYPES
+from services.notifier.entrypoints.events import WakeupConsumer
 from services.notifier.metrics import Metrics
 from services.notifier.runtime import NotifierRuntime
 from services.notifier.settings import NotifierSettings
@@ -54,7 +55,8 @@ def sealed_copies(event_log: EventLog) -> SealedCopies:
 def build_runtime(settings: NotifierSettings, publisher: CommandPublisher) -> NotifierRuntime:
     """Connects to the database (blocking: call it from a thread in async code)."""
     store = open_store(settings.database_url)
-    event_log = EventLog(settings.database_url)
+    # Only what planning reads: the planner skips the other types in SQL.
+    event_log = EventLog(settings.database_url, event_types=EVENT_TYPES)
     metrics = Metrics()
     reports = DeliveryReports(store, publisher, metrics=metrics)
     config = smtp_config(settings)
@@ -102,6 +104,18 @@ def build_app(settings: NotifierSettings) -> FastStream:
         if runtime is not None:
             runtime.wake()
 
+    wakeups = WakeupConsumer(
+        settings.amqp_url,
+        settings.notifier_queue,
+        wake,
+        event_types=EVENT_TYPES,
+        prefetch=settings.notifier_prefetch,
+    )
+
+    async def consuming() -> None:
+        if not wakeups.consuming:
+            raise NotReadyError(f"not consuming {settings.notifier_queue}")
+
     def planned_position() -> int:
         """Also the readiness check of the database."""
         if runtime is None:
@@ -115,11 +129,13 @@ def build_app(settings: NotifierSettings) -> FastStream:
     ops = add_ops_http(
         app,
         settings.http_port,
-        checks={**broker_checks(broker), "database": blocking(planned_position)},
+        checks={
+            "broker": broker_checks(broker)["broker"],
+            "consuming": consuming,
+            "database": blocking(planned_position),
+        },
         before_scrape=[sample_position],
     )
-
-    register_wakeup(broker, settings.notifier_queue, wake, prefetch=settings.notifier_prefetch)
 
     @app.on_startup
     async def start_runtime() -> None:
@@ -127,9 +143,8 @@ def build_app(settings: NotifierSettings) -> FastStream:
         runtime = await asyncio.to_thread(build_runtime, settings, publisher)
         if ops is not None:
             ops.add_registry(runtime.metrics.registry)
-        # The dead-letter queue exists before the first delivery can be rejected to it.
         await broker.connect()
-        await broker.declare_queue(dead_letter_queue(settings.notifier_queue))
+        await wakeups.start()
 
     @app.after_startup
     async def run() -> None:
@@ -138,6 +153,7 @@ def build_app(settings: NotifierSettings) -> FastStream:
 
     @app.on_shutdown
     async def stop_runtime() -> None:
+        await wakeups.stop()
         if runtime is not None:
             await runtime.stop()
             await publisher.close()
