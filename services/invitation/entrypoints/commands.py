@@ -81,8 +81,10 @@ def register_intake(
 ) -> None:
     """`submit` runs a parsed command (the batcher, built when the app starts)."""
 
-    async def raw_body(message: RabbitMessage) -> bytes:
-        return message.body
+    async def whole_message(message: RabbitMessage) -> RabbitMessage:
+        # The broker runs without dependency injection (apply_types=False): the handler
+        # gets what the decoder returns, so hand it the message, routing key and all.
+        return message
 
     async def dead_letter(message: RabbitMessage, malformed: Malformed) -> None:
         raw = message.raw_message
@@ -104,7 +106,7 @@ def register_intake(
     @broker.subscriber(
         COMMANDS_QUEUE,
         COMMANDS_EXCHANGE,
-        decoder=raw_body,
+        decoder=whole_message,
         # A crash mid-command requeues it; the queue's delivery limit then dead-letters
         # a command that fails every time, so it cannot loop forever.
         ack_policy=AckPolicy.NACK_ON_ERROR,
@@ -112,10 +114,10 @@ def register_intake(
         title="invitation.commands",
         description="Every command of the contract; the routing key is the command name.",
     )
-    async def on_command(body: bytes, message: RabbitMessage) -> dict[str, Any] | None:
+    async def on_command(message: RabbitMessage) -> dict[str, Any] | None:
         started = time.perf_counter()
         routing_key = message.raw_message.routing_key or ""
-        parsed = parse_command(routing_key, body)
+        parsed = parse_command(routing_key, message.body)
         if isinstance(parsed, Malformed):
             log.warning(
                 "dead-lettered %s: %s",
