@@ -28,6 +28,7 @@ __all__ = [
     "EVENT_STORE_POSITION",
     "HANDLER_SECONDS",
     "RELAY_LAG",
+    "RELAY_LEADING",
     "RELAY_POSITION",
     "command_label",
     "event_label",
@@ -64,6 +65,11 @@ EVENT_STORE_POSITION = Gauge(
 RELAY_POSITION = Gauge(
     "invitations_relay_published_position",
     "Position up to which the outbox relay has published and recorded every event.",
+    ["relay"],
+)
+RELAY_LEADING = Gauge(
+    "invitations_relay_leading",
+    "1 on the one instance that holds the relay lease and publishes, 0 on standbys.",
     ["relay"],
 )
 RELAY_LAG = Gauge(

@@ -10,6 +10,7 @@ from faststream.rabbit import RabbitBroker
 from faststream.specification import AsyncAPI
 
 from services.invitation.adapters.relay import OutboxRelay, tracking_recorder
+from services.invitation.adapters.relay_lease import relay_lease
 from services.invitation.adapters.store import store_env
 from services.invitation.application import IncomingCommand, InvitationService, InvitationStore
 from services.invitation.batcher import Batcher
@@ -61,8 +62,15 @@ def build_app(settings: InvitationSettings) -> FastStream:
         stored = await asyncio.to_thread(stored_position)
         metrics.EVENT_STORE_POSITION.labels(store="invitations").set(stored)
         if runtime is not None and runtime.relay is not None:
-            lag = max(0, stored - runtime.relay.published_position)
-            metrics.RELAY_LAG.labels(relay="outbox").set(lag)
+            relay = runtime.relay
+            metrics.RELAY_LEADING.labels(relay="outbox").set(int(relay.leading))
+            # A standby reports the lag of the instance that relays, from what it recorded.
+            published = (
+                relay.published_position
+                if relay.leading
+                else await asyncio.to_thread(relay.recorded_position)
+            )
+            metrics.RELAY_LAG.labels(relay="outbox").set(max(0, stored - published))
 
     app = FastStream(
         broker,
@@ -99,6 +107,7 @@ def build_app(settings: InvitationSettings) -> FastStream:
                 tracking_recorder(env),
                 settings.amqp_url,
                 section=settings.relay_section,
+                lease=relay_lease(settings.database_url),
             )
         runtime = Runtime(service, batcher, relay)
         batcher.start()

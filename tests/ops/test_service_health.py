@@ -93,6 +93,7 @@ async def test_the_service_reports_live_ready_and_counts_commands_in_its_metrics
         assert answer is not None
         assert answer.status == 200
         caught_up = sample(answer.body, "invitations_relay_lag", relay="outbox") == 0
+        caught_up = caught_up and sample(answer.body, "invitations_relay_leading", relay="outbox")
         published = sample(
             answer.body, "invitations_events_relayed_total", event_type="UserInvited"
         )

@@ -5,6 +5,9 @@ section with publisher confirms (pipelined: all in flight, then awaited together
 and only then records the new position. A crash anywhere before that record re-sends
 the section after restart: duplicates carry the same `message_id` (= event_id), which
 consumers already dedupe on; a gap is impossible.
+
+One instance relays at a time (relay_lease.py); another stands by and takes over when
+the first stops or dies.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import aio_pika
 from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Tracking
 from eventsourcing.utils import Environment
 
+from services.invitation.adapters.relay_lease import RelayLease, SoleRelay
 from services.invitation.event_log import EventLog
 from shared import metrics
 from shared.contract import EventEnvelope
@@ -50,6 +54,10 @@ def to_message(envelope: EventEnvelope) -> aio_pika.Message:
     )
 
 
+class LeaseLostError(Exception):
+    """The lease went with its connection and another instance holds it now."""
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -59,12 +67,17 @@ class OutboxRelay:
         *,
         section: int = 500,
         idle_poll: float = 0.5,
+        lease: RelayLease | None = None,
+        standby_poll: float = 2.0,
     ) -> None:
         self._log = event_log
         self._tracking = tracking
         self._url = amqp_url
         self._section = section
         self._idle_poll = idle_poll
+        self._lease = lease or SoleRelay()
+        self._standby_poll = standby_poll
+        self.leading = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published_position = 0
@@ -73,6 +86,10 @@ class OutboxRelay:
     def wake(self) -> None:
         """Called after a commit, so new events go out without waiting for the poll."""
         self._wake.set()
+
+    def recorded_position(self) -> int:
+        """Up to where some relay (this one or the instance leading) has published."""
+        return int(self._tracking.max_tracking_id(TRACKING_NAME) or 0)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._supervise(), name="outbox-relay")
@@ -95,6 +112,25 @@ class OutboxRelay:
                 delay = min(delay * 2, 10.0)
 
     async def _run(self) -> None:
+        standing_by = False
+        while True:
+            if await asyncio.to_thread(self._lease.acquire):
+                break
+            if not standing_by:
+                log.info("another instance relays; standing by")
+                standing_by = True
+            await asyncio.sleep(self._standby_poll)
+        self.leading = True
+        log.info("relaying: this instance holds the relay lease")
+        try:
+            await self._relay()
+        except LeaseLostError as error:
+            log.warning("stopped relaying: %s", error)
+        finally:
+            self.leading = False
+            await asyncio.to_thread(self._lease.release)
+
+    async def _relay(self) -> None:
         connection = await aio_pika.connect_robust(self._url)
         try:
             channel = await connection.channel(publisher_confirms=True)
@@ -105,6 +141,8 @@ class OutboxRelay:
             position = position or 0
             self.published_position = position
             while True:
+                if not await asyncio.to_thread(self._lease.acquire):
+                    raise LeaseLostError("another instance took the relay lease")
                 envelopes, last = await asyncio.to_thread(
                     self._log.read_with_high_water, position, self._section
                 )

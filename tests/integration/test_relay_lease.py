@@ -1,0 +1,112 @@
+"""Two relays over one store: one relays, the other stands by and takes over (PostgreSQL)."""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from collections.abc import Iterator
+from uuid import uuid4
+
+import psycopg
+import pytest
+
+from services.invitation.adapters.relay import OutboxRelay, tracking_recorder
+from services.invitation.adapters.relay_lease import PostgresRelayLease
+from services.invitation.adapters.store import postgres_conninfo, store_env
+from services.invitation.application import InvitationService, InvitationStore
+from services.invitation.event_log import EventLog
+from shared.contract import COMMANDS
+from tests.support import TEST_SECRETS_KEY, EventTap, temporary_schema, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store_url() -> Iterator[str]:
+    with temporary_schema() as url:
+        yield url
+
+
+def invite_some(service: InvitationService, tenant: str, count: int) -> None:
+    for i in range(count):
+        command = COMMANDS["invite_user"].model_validate(
+            {
+                "command_id": str(uuid4()),
+                "actor": "admin@example.com",
+                "tenant_id": tenant,
+                "email": f"lease{i}-{uuid4().hex[:6]}@example.com",
+                "role": "user",
+            }
+        )
+        assert service.handle("invite_user", command).status == "accepted"
+
+
+def relay(store_url: str, amqp_url: str, service: InvitationService) -> OutboxRelay:
+    return OutboxRelay(
+        EventLog(store_url, store=service.store),
+        tracking_recorder(store_env(store_url)),
+        amqp_url,
+        lease=PostgresRelayLease(store_url),
+        standby_poll=0.1,
+        idle_poll=0.05,
+    )
+
+
+async def test_only_the_lease_holder_relays_and_the_standby_takes_over_when_it_stops(
+    store_url: str, amqp_url: str
+) -> None:
+    service = InvitationService(
+        InvitationStore(env=store_env(store_url)),
+        secrets_key=base64.b64decode(TEST_SECRETS_KEY),
+    )
+    tenant = f"lease-{uuid4().hex[:8]}"
+    first, second = relay(store_url, amqp_url, service), relay(store_url, amqp_url, service)
+    try:
+        async with EventTap(amqp_url) as tap:
+            first.start()
+            await wait_for(lambda: first.leading, what="the first relay leading")
+            second.start()
+            invite_some(service, tenant, 10)
+            stored = service.store.recorder.max_notification_id() or 0
+            await wait_for(lambda: first.published_position >= stored, what="relayed")
+            assert not second.leading
+            assert second.published_count == 0
+
+            await first.stop()
+            await wait_for(lambda: second.leading, what="the standby taking over")
+            invite_some(service, tenant, 5)
+            stored = service.store.recorder.max_notification_id() or 0
+            await wait_for(lambda: second.published_position >= stored, what="relayed again")
+            await wait_for(
+                lambda: len([e for e in tap.envelopes if e.tenant_id == tenant]) >= 30,
+                what="every event on the exchange",
+            )
+        copies = Counter(e.event_id for e in tap.envelopes if e.tenant_id == tenant)
+        # Each event once: the standby started from the position the leader recorded.
+        assert len(copies) == 30
+        assert set(copies.values()) == {1}
+    finally:
+        await first.stop()
+        await second.stop()
+        service.close()
+
+
+def test_a_lease_whose_connection_was_killed_is_free_for_another_instance(
+    store_url: str,
+) -> None:
+    first = PostgresRelayLease(store_url, recheck_every=0)
+    second = PostgresRelayLease(store_url, recheck_every=0)
+    try:
+        assert first.acquire()
+        assert not second.acquire()
+        assert first._conn is not None
+        pid = first._conn.info.backend_pid
+        with psycopg.connect(postgres_conninfo(store_url), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        # PostgreSQL freed the lock with the connection: the other takes it, and the
+        # first finds out at its next check instead of relaying on beside it.
+        assert second.acquire()
+        assert not first.acquire()
+    finally:
+        first.release()
+        second.release()
