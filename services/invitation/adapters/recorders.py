@@ -11,13 +11,19 @@ Both hook eventsourcing's `_insert_events`, which runs inside the insert transac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.postgres import (
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+    PostgresTrackingRecorder,
+)
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier, Literal
@@ -55,6 +61,33 @@ class SideTables(Protocol):
     def count_sealed(self) -> int: ...
 
 
+@contextmanager
+def serialised_ddl(datastore: PostgresDatastore) -> Iterator[None]:
+    """Every service opens the invitation store at start-up. CREATE TABLE IF NOT EXISTS run
+    by two at once fails on the second ("duplicate key value violates unique constraint
+    pg_type_typname_nsp_index"), and the library decides what to create from what it saw
+    before its transaction. So one process at a time creates, under a session advisory
+    lock on a connection of its own (autocommit: it must not idle in a transaction)."""
+    kwargs = datastore.pool.kwargs
+    assert isinstance(kwargs, dict)  # the library passes a dict (dbname, host, user...)
+    params = {k: v for k, v in kwargs.items() if k != "row_factory"}
+    with psycopg.connect(**params, autocommit=True) as conn:
+        key = f"invitations-ddl:{datastore.schema}"
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+
+class PostgresTrackingRecorderSerialised(PostgresTrackingRecorder):
+    """The relay's tracking table, created like the store's (see `serialised_ddl`)."""
+
+    def create_table(self) -> None:
+        with serialised_ddl(self.datastore):
+            super().create_table()
+
+
 class PostgresInvitationRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
@@ -90,6 +123,10 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
             "COPY {} (temp_password_id, sealed) FROM STDIN (FORMAT BINARY)"
         ).format(self._sealed)
         self._sequence: str | None = None
+
+    def create_table(self) -> None:
+        with serialised_ddl(self.datastore):
+            super().create_table()
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(

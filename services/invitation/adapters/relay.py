@@ -19,8 +19,10 @@ from typing import Any
 
 import aio_pika
 from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Tracking
+from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment
 
+from services.invitation.adapters.recorders import PostgresTrackingRecorderSerialised
 from services.invitation.adapters.relay_lease import RelayLease, SoleRelay
 from services.invitation.event_log import EventLog
 from shared import metrics
@@ -33,7 +35,10 @@ TRACKING_NAME = "Invitations"
 
 def tracking_recorder(env: dict[str, str]) -> Any:
     """The relay's own tracking table (`relay_tracking` on PostgreSQL)."""
-    return InfrastructureFactory.construct(Environment("relay", env)).tracking_recorder()
+    factory = InfrastructureFactory.construct(Environment("relay", env))
+    if isinstance(factory, PostgresFactory):
+        return factory.tracking_recorder(PostgresTrackingRecorderSerialised)
+    return factory.tracking_recorder()
 
 
 def to_message(envelope: EventEnvelope) -> aio_pika.Message:

@@ -1,0 +1,30 @@
+"""Services starting together on a fresh database each create the store's tables."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from services.invitation.adapters.relay import tracking_recorder
+from services.invitation.adapters.store import store_env
+from services.invitation.application import InvitationStore
+from tests.support import temporary_schema
+
+
+def test_services_opening_a_fresh_store_at_once_all_start() -> None:
+    for _ in range(3):  # a race: several fresh schemas make a false pass unlikely
+        with temporary_schema() as url:
+            env = store_env(url)
+            start = threading.Barrier(6)
+
+            def open_store(n: int) -> str:
+                start.wait()
+                if n % 2:
+                    tracking_recorder(env)
+                    return "relay tracking"
+                InvitationStore(env=env).close()
+                return "store"
+
+            with ThreadPoolExecutor(6) as pool:
+                opened = list(pool.map(open_store, range(6)))
+            assert opened == ["store", "relay tracking"] * 3
