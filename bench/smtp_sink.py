@@ -66,6 +66,12 @@ class SmtpSink:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
+    @property
+    def pid(self) -> int:
+        """For reading the sink's own CPU time."""
+        assert self._process is not None, "the sink is not running"
+        return self._process.pid
+
     def start(self, timeout: float = 15.0) -> None:
         self.path.write_bytes(b"")
         self._process = subprocess.Popen(

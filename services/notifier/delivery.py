@@ -1,17 +1,25 @@
-"""Sending: drain the email rows over a few reused SMTP connections.
+"""Sending: drain the email rows in batches over a few reused SMTP connections.
 
-- A dispatcher claims due rows (`pending` -> `sending`, committed first: the intent)
-  and queues them, never more than `max_in_flight` at a time.
+- A dispatcher claims due rows for the whole engine in one transaction (`pending` ->
+  `sending`, committed first: the intent) and queues them. It claims a batch at a time:
+  only once at least `batch` of the `max_in_flight` slots are free (or none is taken).
 - One worker per SMTP connection renders and sends; connections are reused, and the
   number of workers bounds concurrency. A transient failure reschedules only that email.
-- A flusher records outcomes in batches (`sent`, retry later, `failed`, `skipped`).
+- A flusher records outcomes in one transaction per batch (`sent`, retry later,
+  `failed`, `skipped`): once `batch` outcomes are in, once no send is left running, or
+  `linger` seconds after the first. A slot is freed only when its outcome is recorded.
 - `DeliveryReports` tells the invitation service, once an automatic password email is
   `sent`, to destroy the sealed copy (`record_temp_password_delivered`, rule 13).
+
+So a steady stream of emails costs two notifier transactions per batch, not per email,
+and while one batch is recorded and the next claimed, the other half of the window keeps
+every connection busy.
 
 The at-least-once edge: if the process dies after the SMTP server accepted an email and
 before its `sent` was recorded, the row is still `sending`; at start-up it goes back to
 `pending` and is sent again with the same Message-ID (duplicates are recognisable).
-`max_in_flight` bounds how many emails can be in that window at once.
+Since slots are freed only by recording, at most `max_in_flight` emails are ever in that
+window at once.
 """
 
 from __future__ import annotations
@@ -121,6 +129,7 @@ class DeliveryEngine:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
         poll_interval: float = 1.0,
+        linger: float = 0.05,
         on_password_sent: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
@@ -131,10 +140,15 @@ class DeliveryEngine:
         self._metrics = metrics or Metrics()
         self._clock = clock
         self._poll = poll_interval
+        self._linger = linger
         self._on_password_sent = on_password_sent
         # Enough to keep every connection busy, small enough to bound the re-send window.
         self.max_in_flight = connections * 4
-        self._in_flight = 0
+        # Half the window: one half is sent while the other is recorded and reclaimed.
+        self.batch = max(1, self.max_in_flight // 2)
+        self._in_flight = 0  # claimed and not yet recorded: the `sending` rows
+        self._unfinished = 0  # claimed and without an outcome yet (queued or sending)
+        self._more_due = False  # rows may be due beyond the last claim
         self._queue: asyncio.Queue[_Claimed | None] = asyncio.Queue()
         self._outcomes: list[Outcome] = []
         self._wake = asyncio.Event()
@@ -147,6 +161,7 @@ class DeliveryEngine:
 
     def wake(self) -> None:
         """New rows were planned: claim them now rather than at the next poll."""
+        self._more_due = True  # and once slots free up, if none is free now
         self._wake.set()
 
     def start(self) -> None:
@@ -163,19 +178,26 @@ class DeliveryEngine:
         while not self._stopping:
             self._wake.clear()
             free = self.max_in_flight - self._in_flight
-            if free > 0:
-                try:
-                    rows = await asyncio.to_thread(self._claim, free)
-                except Exception:
-                    log.exception("could not claim emails; trying again shortly")
-                    await self._sleep(self._poll)
-                    continue
-                for row in rows:
-                    self._in_flight += 1
-                    self._queue.put_nowait(row)
-                if len(rows) == free:
-                    continue  # there may be more: claim again as soon as a slot frees
-            await self._sleep(await self._idle_wait() if free > 0 else self._poll)
+            if free < self.batch and self._in_flight > 0:
+                # Not a claim per freed slot: recording frees a batch of them, then wakes us.
+                await self._sleep(self._poll)
+                continue
+            self._more_due = False  # a wake-up from now on says otherwise
+            try:
+                rows = await asyncio.to_thread(self._claim, free)
+            except Exception:
+                log.exception("could not claim emails; trying again shortly")
+                self._more_due = True
+                await self._sleep(self._poll)
+                continue
+            for row in rows:
+                self._in_flight += 1
+                self._unfinished += 1
+                self._queue.put_nowait(row)
+            if len(rows) == free:
+                self._more_due = True  # there may be more: claim again once slots free
+            else:  # nothing else is due now
+                await self._sleep(await self._idle_wait())
 
     def _claim(self, limit: int) -> list[_Claimed]:
         """Claim rows and open their passwords: two queries for the whole batch."""
@@ -218,10 +240,9 @@ class DeliveryEngine:
             self._done(outcome)
 
     def _done(self, outcome: Outcome) -> None:
-        self._in_flight -= 1
+        self._unfinished -= 1
         self._outcomes.append(outcome)
         self._flush.set()
-        self._wake.set()
 
     async def _deliver(
         self, row: OutboxEmail, opened: str | BaseException | None, mailer: Mailer
@@ -298,6 +319,7 @@ class DeliveryEngine:
     async def _flush_loop(self) -> None:
         while True:
             await self._flush.wait()
+            await self._gather_batch()
             self._flush.clear()
             recorded = await self._record_outcomes()
             if self._closing and recorded and not self._outcomes:
@@ -305,6 +327,18 @@ class DeliveryEngine:
             if not recorded:
                 await asyncio.sleep(0.5)
                 self._flush.set()
+
+    async def _gather_batch(self) -> None:
+        """Until a batch of outcomes is in, no send is left running, or `linger` passed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._linger
+        while len(self._outcomes) < self.batch and self._unfinished > 0 and not self._closing:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._flush.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush.wait(), remaining)
 
     async def _record_outcomes(self) -> bool:
         batch, self._outcomes = self._outcomes, []
@@ -316,6 +350,11 @@ class DeliveryEngine:
             log.exception("could not record %d email outcomes; will try again", len(batch))
             self._outcomes = batch + self._outcomes
             return False
+        self._in_flight -= len(batch)
+        # Slots are free: claim more if the last claim left some due, or a retry's time
+        # may now come before the dispatcher's next look.
+        if self._more_due or any(isinstance(o, Retry) for o in batch):
+            self._wake.set()
         if any(isinstance(o, Sent) and o.temp_password_id is not None for o in batch):
             self._on_password_sent()
         return True

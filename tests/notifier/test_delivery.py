@@ -12,7 +12,8 @@ import psycopg
 import pytest
 
 from services.invitation.event_log import EventLog
-from services.notifier.adapters.store import _Postgres
+from services.notifier.adapters.store import OutboxEmail, _Postgres
+from services.notifier.domain.delivery import Outcome, Retry, Sent
 from services.notifier.domain.planning import EVENT_TYPES as READ
 from services.notifier.mailbox import received
 from services.notifier.replay import rebuild
@@ -148,6 +149,86 @@ async def test_a_fresh_notifier_on_an_existing_store_catches_up_and_rebuilds_its
         "admin_administrator_invited",
     ]
     assert all(d.status == "sent" and d.subject for rows in everyone.values() for d in rows)
+
+
+class StoreCalls:
+    """The sender's claim and record transactions, counted around the real ones."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.claims: list[int] = []  # rows claimed, per claim that found any
+        self.records: list[list[Outcome]] = []  # outcomes, per record transaction
+        real_claim, real_record = _Postgres.claim, _Postgres.record
+
+        def claim(store: _Postgres, limit: int, now: float) -> list[OutboxEmail]:
+            rows = real_claim(store, limit, now)
+            if rows:
+                self.claims.append(len(rows))
+            return rows
+
+        def record(store: _Postgres, outcomes: Any) -> None:
+            real_record(store, outcomes)
+            self.records.append(list(outcomes))
+
+        monkeypatch.setattr(_Postgres, "claim", claim)
+        monkeypatch.setattr(_Postgres, "record", record)
+
+
+def mass_invite(invitations: Invitations, t: str, count: int) -> list[str]:
+    """`count` invitees (automatic passwords) and an administrator address: count + 1 emails."""
+    invitations.do("configure_tenant", tenant_id=t, admin_notification_emails=["ops@acme.io"])
+    emails = [f"p{i}@example.com" for i in range(count)]
+    invitations.do(
+        "mass_invite", tenant_id=t, invitees=[{"email": e, "role": "user"} for e in emails]
+    )
+    return emails
+
+
+async def test_a_burst_is_claimed_and_recorded_a_batch_per_transaction_not_an_email(
+    invitations: Invitations, smtp: SmtpSink, start_notifier: Any, database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    calls = StoreCalls(monkeypatch)
+    expected = len(mass_invite(invitations, tenant(), 200)) + 1
+    runtime = await start_notifier()
+    await wait_for(lambda: len(smtp.messages) == expected, timeout=60)
+    await caught_up(runtime, invitations)
+
+    batch = runtime.engine.batch  # 8 with the tests' 4 connections
+    assert sum(calls.claims) == expected  # each row claimed once
+    # A claim takes at least a batch, except where the due rows run out (planning's
+    # pages, the tail): far fewer transactions than emails.
+    assert len(calls.claims) <= expected // batch + 3, calls.claims
+    assert sum(len(r) for r in calls.records) == expected
+    assert len(calls.records) <= expected // 4, [len(r) for r in calls.records]
+    assert set(message_ids(smtp).values()) == {1}
+    rows = [d for rows in received(database_url).values() for d in rows]
+    assert {(d.status, d.attempts) for d in rows} == {("sent", 1)}
+
+
+async def test_one_failure_in_a_batch_is_retried_alone_and_the_rest_of_its_batch_recorded(
+    invitations: Invitations, smtp: SmtpSink, start_notifier: Any, database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    calls = StoreCalls(monkeypatch)
+    emails = mass_invite(invitations, tenant(), 20)
+    deferred, refused = emails[3], emails[5]
+    replies = iter(["451 4.2.0 mailbox busy"])
+    smtp.replies[deferred] = lambda: next(replies, None)
+    smtp.replies[refused] = "550 5.1.1 no such mailbox"
+    runtime = await start_notifier()
+    await wait_for(lambda: len(smtp.messages) == len(emails), timeout=30)  # 19 + ops
+    await caught_up(runtime, invitations)
+
+    rows = {d.recipient: d for rows in received(database_url).values() for d in rows}
+    assert (rows[deferred].status, rows[deferred].attempts) == ("sent", 2)
+    assert (rows[refused].status, rows[refused].attempts) == ("failed", 1)
+    others = [d for r, d in rows.items() if r not in (deferred, refused)]
+    assert len(others) == 19 and {(d.status, d.attempts) for d in others} == {("sent", 1)}
+    # The transaction that rescheduled the deferred email recorded its batch's sends too.
+    (with_retry,) = [r for r in calls.records if any(isinstance(o, Retry) for o in r)]
+    assert [o.key for o in with_retry if isinstance(o, Retry)] == [rows[deferred].message_key]
+    assert sum(isinstance(o, Sent) for o in with_retry) >= 1
+    assert set(message_ids(smtp).values()) == {1}
 
 
 async def test_mail_server_down_then_up_delivers_everything_once(
