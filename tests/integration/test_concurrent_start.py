@@ -11,20 +11,23 @@ from services.invitation.application import InvitationStore
 from tests.support import temporary_schema
 
 
+def open_at_once(env: dict[str, str], processes: int) -> list[str]:
+    """`processes` threads open the store (even) or the relay's tracking (odd) together."""
+    start = threading.Barrier(processes)
+
+    def open_one(n: int) -> str:
+        start.wait()
+        if n % 2:
+            tracking_recorder(env)
+            return "relay tracking"
+        InvitationStore(env=env).close()
+        return "store"
+
+    with ThreadPoolExecutor(processes) as pool:
+        return list(pool.map(open_one, range(processes)))
+
+
 def test_services_opening_a_fresh_store_at_once_all_start() -> None:
     for _ in range(3):  # a race: several fresh schemas make a false pass unlikely
         with temporary_schema() as url:
-            env = store_env(url)
-            start = threading.Barrier(6)
-
-            def open_store(n: int) -> str:
-                start.wait()
-                if n % 2:
-                    tracking_recorder(env)
-                    return "relay tracking"
-                InvitationStore(env=env).close()
-                return "store"
-
-            with ThreadPoolExecutor(6) as pool:
-                opened = list(pool.map(open_store, range(6)))
-            assert opened == ["store", "relay tracking"] * 3
+            assert open_at_once(store_env(url), 6) == ["store", "relay tracking"] * 3
