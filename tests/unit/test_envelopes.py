@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC
 from typing import Any
 from uuid import NAMESPACE_URL, uuid4, uuid5
@@ -170,3 +171,27 @@ def test_a_moment_with_another_offset_is_published_in_utc(
     assert envelope is not None
     assert envelope.data["access_expires_at"] == "2030-02-06T17:30:00+00:00"
     assert envelope.data["access_expires_at"] == PARIS_END.astimezone(UTC).isoformat()
+
+
+def test_a_state_orjson_refuses_is_read_as_the_json_module_reads_it(
+    every_kind_of_event: list[Any],
+) -> None:
+    invited = next(e for e in every_kind_of_event if isinstance(e, Invitation.Invited))
+    mapper = Application[Any](env={"PERSISTENCE_MODULE": "eventsourcing.popo"}).mapper
+    stored = mapper.to_stored_event(invited)
+    for field, text in [
+        (b'"link_generation":%d' % (2**70 + 1), 2**70 + 1),  # orjson: a float
+        (b'"link_generation":%d' % -(2**64 + 3), -(2**64 + 3)),
+        (b'"link_generation":NaN', None),  # orjson: refused
+    ]:
+        state = stored.state.replace(b'"link_generation":1', field)
+        assert state != stored.state
+        expected = to_envelope(mapper.to_domain_event(replace(stored, state=state)), 5)
+
+        envelope = stored_envelope(stored.topic, state, invited.originator_id, 1, 5)
+
+        assert envelope is not None and expected is not None
+        assert envelope.model_dump_json() == expected.model_dump_json()
+        if text is not None:
+            assert envelope == expected
+            assert envelope.data["link_generation"] == text
