@@ -20,6 +20,7 @@ from services.expiry.application import Expiry
 from services.expiry.domain.deadlines import command_name, describe, instant
 from services.expiry.domain.timetable import EVENT_TYPES
 from services.invitation.event_log import EventLog
+from shared.collector import paused_collector
 from shared.settings import ServiceSettings
 
 # Larger pages than the live follower's: fewer round trips over a large store.
@@ -39,19 +40,20 @@ def rebuild(
 ) -> int:
     events = EventLog(settings.database_url, event_types=EVENT_TYPES)
     try:
-        last = events.max_position()
-        expiry = Expiry()
-        applied = 0
-        progress(0, last)
-        while True:
-            before = expiry.position
-            envelopes, high_water = events.read_with_high_water(before, PAGE)
-            expiry.apply(envelopes, high_water)
-            applied += len(envelopes)
-            if expiry.position <= before:
-                break
-            progress(expiry.position, last)
-        progress(last, last)
+        with paused_collector():
+            last = events.max_position()
+            expiry = Expiry()
+            applied = 0
+            progress(0, last)
+            while True:
+                before = expiry.position
+                envelopes, high_water = events.read_with_high_water(before, PAGE)
+                expiry.apply(envelopes, high_water)
+                applied += len(envelopes)
+                if expiry.position <= before:
+                    break
+                progress(expiry.position, last)
+            progress(last, last)
     finally:
         events.close()
     report(summary(expiry, clock()))

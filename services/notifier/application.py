@@ -37,9 +37,11 @@ class EventSource(Protocol):
 class BatchState:
     """Planning state of one transaction: loaded in bulk, written back in bulk."""
 
-    def __init__(self, load: StateLoader) -> None:
+    def __init__(self, load: StateLoader, values: dict[str, Json | None] | None = None) -> None:
         self._load = load
-        self._values: dict[str, Json | None] = {}
+        # What is known of the state: loaded, or written by this batch (or by the earlier
+        # batches of a rebuild that holds the whole state, see Planner).
+        self._values: dict[str, Json | None] = {} if values is None else values
         self.puts: dict[str, Json] = {}
         self.deletes: set[str] = set()
 
@@ -83,11 +85,30 @@ class PlanReport:
     position: int
 
 
+def _nothing_stored(keys: Iterable[str]) -> dict[str, Json]:
+    return {}
+
+
 class Planner:
-    def __init__(self, events: EventSource, store: NotifierStore, *, batch_size: int = 1000):
+    def __init__(
+        self,
+        events: EventSource,
+        store: NotifierStore,
+        *,
+        batch_size: int = 1000,
+        resident_state: dict[str, Json | None] | None = None,
+    ):
+        """`resident_state`: for a rebuild from position 0 with an emptied state (replay.py).
+        The whole state is then kept in that dict between batches and never read back from
+        the store (a third of a replay's database time); every batch still writes its
+        changes, so the store ends with the same rows. Should another planner commit a
+        batch meanwhile (the position is not where this one left it), the dict no longer
+        holds the whole state: it is dropped and the state read from the store again."""
         self._events = events
         self._store = store
         self._batch_size = batch_size
+        self._resident = resident_state
+        self._resident_position = 0
 
     def plan_once(self, *, until: int | None = None, status: str = PENDING) -> PlanStep | None:
         """Plan the next batch of events (up to position `until`), or None when done.
@@ -104,7 +125,12 @@ class Planner:
                 last = until
             if last <= position:
                 return None
-            state = BatchState(load)
+            if self._resident is not None and position != self._resident_position:
+                self._resident = None
+            if self._resident is None:
+                state = BatchState(load)
+            else:
+                state = BatchState(_nothing_stored, self._resident)
             state.preload(key for envelope in envelopes for key in keys_for(envelope))
             planned: list[PlannedEmail | None] = []
             # Where each invitation's invitation emails sit in `planned`: dropping them is
@@ -127,7 +153,10 @@ class Planner:
                 last, len(envelopes), emails, state.puts, state.deletes, status, superseded
             )
 
-        return self._store.plan(step)
+        planned = self._store.plan(step)
+        if planned is not None:
+            self._resident_position = planned.position
+        return planned
 
     def plan_available(self, should_stop: Callable[[], bool] = lambda: False) -> PlanReport:
         """Plan until caught up with the store (or asked to stop between batches)."""

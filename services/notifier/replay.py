@@ -20,6 +20,7 @@ from services.notifier.adapters.store import open_store
 from services.notifier.application import Planner
 from services.notifier.domain.delivery import REPLAYED
 from services.notifier.domain.planning import EVENT_TYPES
+from shared.collector import paused_collector
 from shared.settings import ServiceSettings
 
 # Larger pages than the live notifier's: fewer transactions over a large store.
@@ -32,15 +33,18 @@ def rebuild(settings: ServiceSettings, progress: Callable[[int, int], None]) -> 
     # cannot change the state nor imply an email, so they are not even fetched.
     events = EventLog(settings.database_url, event_types=EVENT_TYPES)
     try:
-        until = store.position()
-        store.reset_for_replay()
-        planner = Planner(events, store, batch_size=PAGE)
-        applied = 0
-        progress(0, until)
-        while (step := planner.plan_once(until=until, status=REPLAYED)) is not None:
-            applied += step.events
-            progress(step.position, until)
-        return applied
+        with paused_collector():
+            until = store.position()
+            store.reset_for_replay()
+            # The state was just emptied and nothing else plans meanwhile (see above):
+            # the planner holds it all in memory instead of reading it back every page.
+            planner = Planner(events, store, batch_size=PAGE, resident_state={})
+            applied = 0
+            progress(0, until)
+            while (step := planner.plan_once(until=until, status=REPLAYED)) is not None:
+                applied += step.events
+                progress(step.position, until)
+            return applied
     finally:
         events.close()
         store.close()

@@ -2,111 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC
 from typing import Any
-from uuid import uuid4
+from uuid import NAMESPACE_URL, uuid4, uuid5
 
 import pytest
+from eventsourcing.application import Application
 from eventsourcing.utils import get_topic
 
-from services.invitation.domain.account import Account
-from services.invitation.domain.batch import MassInvite
-from services.invitation.domain.cause import Cause
 from services.invitation.domain.invitation import Invitation
-from services.invitation.domain.membership import Membership
-from services.invitation.domain.tenant import Tenant
-from services.invitation.envelopes import PUBLISHED_TOPICS, event_id, to_envelope, topics_of
+from services.invitation.envelopes import _EVENT_ID_NAMESPACE as EVENT_ID_NAMESPACE
+from services.invitation.envelopes import (
+    PUBLISHED_TOPICS,
+    event_id,
+    stored_envelope,
+    to_envelope,
+    topics_of,
+)
 from shared.contract import EVENT_DATA, EventEnvelope
+from tests.histories import (
+    PARIS_END,
+    PASSWORD_HASH,
+    T0,
+    TOKEN_HASHES,
+    MakeCause,
+    one_life_of_each_aggregate,
+)
 
-MakeCause = Callable[..., Cause]
-T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
-DAY = timedelta(days=1)
-PASSWORD_HASH = "$argon2id$v=19$m=8,t=1,p=1$c2VjcmV0LXNhbHQ$c2VjcmV0LWhhc2gtdmFsdWU"
-TOKEN_HASHES = ("a1" * 32, "b2" * 32)
 SECRET_KEYS = {"password_hash", "token_hash", "sealed", "password", "token"}
 
 
 @pytest.fixture
 def every_kind_of_event(cause: MakeCause) -> list[Any]:
     """One life of each aggregate, through every event the service can record."""
-    tenant = Tenant.start("acme", cause())
-    tenant.configure({"contractor_enabled": True}, cause())
-
-    registered = Account.register("carol@example.com", "Carol", cause(tenant_id=None))
-    account = Account.create_for_invitation("bob@example.com", "Bob", cause())
-    invitation_id, batch_id = uuid4(), uuid4()
-    invitation = Invitation.invite(
-        invitation_id=invitation_id,
-        email="bob@example.com",
-        role="contractor",
-        access_expires_at=T0 + 30 * DAY,
-        ttl=7 * DAY,
-        batch_id=batch_id,
-        display_name="Bob",
-        locale="fr",
-        account_id=account.id,
-        token_hash=TOKEN_HASHES[0],
-        cause=cause(),
-    )
-    account.issue_temp_password(
-        uuid4(), invitation_id, PASSWORD_HASH, T0 + 7 * DAY, "automatic", cause()
-    )
-    assert account.temp_password_id is not None
-    account.record_delivered(account.temp_password_id, cause())
-    invitation.resend(7 * DAY, TOKEN_HASHES[1], True, cause())
-    account.revoke_temp_password(cause())
-    account.issue_temp_password(
-        uuid4(), invitation_id, PASSWORD_HASH, T0 + 7 * DAY, "manual", cause()
-    )
-    assert account.temp_password_id is not None
-    account.retrieve_manual(account.temp_password_id, cause())
-    account.expire_temp_password(account.temp_password_id, cause(T0 + 8 * DAY))
-    account.record_password_changed(cause())
-    invitation.refuse_acceptance("email_mismatch", cause())
-    invitation.accept(cause())
-    invitation.change_access_expiry(T0 + 20 * DAY, cause())
-
-    linked = Invitation.invite(
-        invitation_id=uuid4(),
-        email="carol@example.com",
-        role="user",
-        access_expires_at=None,
-        ttl=7 * DAY,
-        batch_id=None,
-        display_name=None,
-        locale=None,
-        account_id=registered.id,
-        token_hash=TOKEN_HASHES[0],
-        cause=cause(),
-    )
-    linked.record_account_linked(cause())
-    linked.revoke("wrong person", cause())
-    lapsed = Invitation.invite(
-        invitation_id=uuid4(),
-        email="dan@example.com",
-        role="user",
-        access_expires_at=None,
-        ttl=7 * DAY,
-        batch_id=None,
-        display_name=None,
-        locale=None,
-        account_id=uuid4(),
-        token_hash=TOKEN_HASHES[0],
-        cause=cause(),
-    )
-    lapsed.lapse(cause(T0 + 7 * DAY))
-
-    membership = Membership.start("acme", "bob@example.com", cause())
-    membership.offer(invitation_id, "contractor", T0 + 30 * DAY, cause())
-    membership.activate(invitation_id, cause())
-    membership.change_contractor_expiry(T0 + 20 * DAY, cause())
-    membership.remind_expiry(7 * DAY, cause(T0 + 13 * DAY))
-    membership.expire_contractor(cause(T0 + 20 * DAY))
-
-    report = MassInvite.complete(batch_id, [{"index": 0, "status": "invited"}], None, cause())
-    aggregates = [tenant, registered, account, invitation, linked, lapsed, membership, report]
-    return [e for a in aggregates for e in a.collect_events()]
+    return [e for a in one_life_of_each_aggregate(cause) for e in a.collect_events()]
 
 
 def _envelopes(events: list[Any]) -> list[EventEnvelope]:
@@ -174,6 +104,9 @@ def test_built_envelopes_equal_validated_ones(every_kind_of_event: list[Any]) ->
     for envelope in _envelopes(every_kind_of_event):
         validated = EventEnvelope.model_validate(dict(envelope))
         assert validated == envelope
+        assert validated.model_fields_set == envelope.model_fields_set
+        assert list(dict(validated)) == list(dict(envelope))
+        assert envelope.model_copy(update={"position": 7}).position == 7
         assert validated.model_dump_json() == envelope.model_dump_json()
         assert {k: type(v) for k, v in dict(validated).items()} == {
             k: type(v) for k, v in dict(envelope).items()
@@ -188,3 +121,77 @@ def test_a_consumer_can_ask_for_the_topics_of_its_event_types() -> None:
     assert set(topics_of(EVENT_DATA)) == set(PUBLISHED_TOPICS)
     with pytest.raises(ValueError, match="NoSuchEvent"):
         topics_of(["NoSuchEvent"])
+
+
+def test_event_ids_are_the_uuid5_of_stream_and_version() -> None:
+    stream = uuid4()
+    for version in (1, 2, 1234):
+        assert event_id(stream, version) == uuid5(EVENT_ID_NAMESPACE, f"{stream}:{version}")
+    assert event_id(stream, 1) != uuid5(NAMESPACE_URL, f"{stream}:1")
+
+
+def test_an_envelope_read_from_the_stored_state_equals_the_domain_events(
+    every_kind_of_event: list[Any],
+) -> None:
+    # What the event log reads (stored_envelope) against the library's way (the mapper
+    # rebuilds the domain event, to_envelope maps it), for every event type, as stored by
+    # an application's own mapper (its JSON transcoder and default transcodings).
+    mapper = Application[Any](env={"PERSISTENCE_MODULE": "eventsourcing.popo"}).mapper
+    compared = set()
+    for position, event in enumerate(every_kind_of_event, start=1):
+        stored = mapper.to_stored_event(event)
+        expected = to_envelope(mapper.to_domain_event(stored), position)
+        envelope = stored_envelope(
+            stored.topic, stored.state, stored.originator_id, stored.originator_version, position
+        )
+        assert envelope == expected, stored.topic
+        if expected is None:
+            continue
+        assert envelope is not None
+        assert envelope.model_dump_json() == expected.model_dump_json()
+        assert {k: type(v) for k, v in dict(envelope).items()} == {
+            k: type(v) for k, v in dict(expected).items()
+        }
+        assert envelope.model_fields_set == expected.model_fields_set
+        compared.add(envelope.event_type)
+    assert compared == set(EVENT_DATA)
+
+
+def test_a_moment_with_another_offset_is_published_in_utc(
+    every_kind_of_event: list[Any],
+) -> None:
+    invited = next(
+        e
+        for e in every_kind_of_event
+        if isinstance(e, Invitation.Invited) and e.role == "contractor"
+    )
+    mapper = Application[Any](env={"PERSISTENCE_MODULE": "eventsourcing.popo"}).mapper
+    stored = mapper.to_stored_event(invited)
+    envelope = stored_envelope(stored.topic, stored.state, invited.originator_id, 1, 1)
+    assert envelope is not None
+    assert envelope.data["access_expires_at"] == "2030-02-06T17:30:00+00:00"
+    assert envelope.data["access_expires_at"] == PARIS_END.astimezone(UTC).isoformat()
+
+
+def test_a_state_orjson_refuses_is_read_as_the_json_module_reads_it(
+    every_kind_of_event: list[Any],
+) -> None:
+    invited = next(e for e in every_kind_of_event if isinstance(e, Invitation.Invited))
+    mapper = Application[Any](env={"PERSISTENCE_MODULE": "eventsourcing.popo"}).mapper
+    stored = mapper.to_stored_event(invited)
+    for field, text in [
+        (b'"link_generation":%d' % (2**70 + 1), 2**70 + 1),  # orjson: a float
+        (b'"link_generation":%d' % -(2**64 + 3), -(2**64 + 3)),
+        (b'"link_generation":NaN', None),  # orjson: refused
+    ]:
+        state = stored.state.replace(b'"link_generation":1', field)
+        assert state != stored.state
+        expected = to_envelope(mapper.to_domain_event(replace(stored, state=state)), 5)
+
+        envelope = stored_envelope(stored.topic, state, invited.originator_id, 1, 5)
+
+        assert envelope is not None and expected is not None
+        assert envelope.model_dump_json() == expected.model_dump_json()
+        if text is not None:
+            assert envelope == expected
+            assert envelope.data["link_generation"] == text

@@ -152,6 +152,13 @@ def _outbox(row: Sequence[Any]) -> OutboxEmail:
     )
 
 
+# The columns of `_email_row`, in its order.
+_PLANNED_COLUMNS = (
+    "message_key, event_id, position, kind, recipient, locale, tenant_id, context, "
+    "invitation_id, link_generation, temp_password_id, planned_at, status"
+)
+
+
 def _email_row(email: PlannedEmail, planned_at: float, status: str) -> tuple[Any, ...]:
     return (
         str(email.key),
@@ -198,6 +205,16 @@ class NotifierStore:
 
     def _insert_emails(self, cur: _Cursor, rows: list[tuple[Any, ...]]) -> None:
         raise NotImplementedError
+
+    def _put_state(self, cur: _Cursor, rows: list[tuple[str, str]]) -> None:
+        """Upsert (key, value) rows; the keys are distinct."""
+        cur.executemany(
+            self._sql(
+                f"INSERT INTO {self.state} (key, value) VALUES (%s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            ),
+            rows,
+        )
 
     def _claim(self, cur: _Cursor, limit: int, now: float) -> list[Sequence[Any]]:
         raise NotImplementedError
@@ -285,12 +302,8 @@ class NotifierStore:
             if result is None:
                 return None
             if result.puts:
-                cur.executemany(
-                    self._sql(
-                        f"INSERT INTO {self.state} (key, value) VALUES (%s, %s) "
-                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-                    ),
-                    [(k, json.dumps(v, sort_keys=True)) for k, v in result.puts.items()],
+                self._put_state(
+                    cur, [(k, json.dumps(v, sort_keys=True)) for k, v in result.puts.items()]
                 )
             if result.deletes:
                 clause, params = self._keys_clause("key", sorted(result.deletes))
@@ -530,22 +543,42 @@ class _Postgres(NotifierStore):
         cur.execute(f"SELECT key, value FROM {self.state} WHERE key = ANY(%s)", (keys,))
         return {r[0]: json.loads(r[1]) for r in cur.fetchall()}
 
+    # Planning's bulk writes (a replay writes ~10,000 email rows and state rows a page, a
+    # 10,000-row mass invite as many emails) go through COPY into a temporary table of the
+    # session, then one INSERT ... SELECT with the same ON CONFLICT clause as row by row:
+    # psycopg builds COPY rows in C, while 13 array parameters of 10,000 values cost ~20x
+    # more to dump and unnest (bench/README.md, "Store at scale"). ON COMMIT DELETE ROWS
+    # empties the temporary table with each planning transaction.
+
     def _insert_emails(self, cur: _Cursor, rows: list[tuple[Any, ...]]) -> None:
-        # One statement for the whole batch (a 10,000-row mass invite plans ~10,000 rows).
-        types = (
-            "text", "text", "bigint", "text", "text", "text", "text", "text",
-            "text", "integer", "text", "float8", "text",
-        )  # fmt: skip
-        columns = list(zip(*rows, strict=True))
         assert isinstance(cur, psycopg.Cursor)
         cur.execute(
-            f"INSERT INTO {self.emails} (message_key, event_id, position, kind, recipient, "
-            "locale, tenant_id, context, invitation_id, link_generation, temp_password_id, "
-            "planned_at, status) SELECT * FROM unnest("
-            + ", ".join(f"%s::{t}[]" for t in types)
-            + ") ON CONFLICT (message_key) DO NOTHING",
-            [list(c) for c in columns],
-            binary=True,  # no text escaping of 12 arrays of up to 10,000 values
+            "CREATE TEMPORARY TABLE IF NOT EXISTS notifier_emails_incoming ("
+            "message_key TEXT, event_id TEXT, position BIGINT, kind TEXT, recipient TEXT, "
+            "locale TEXT, tenant_id TEXT, context TEXT, invitation_id TEXT, "
+            "link_generation INTEGER, temp_password_id TEXT, planned_at DOUBLE PRECISION, "
+            "status TEXT) ON COMMIT DELETE ROWS"
+        )
+        with cur.copy(f"COPY notifier_emails_incoming ({_PLANNED_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(
+            f"INSERT INTO {self.emails} ({_PLANNED_COLUMNS}) SELECT {_PLANNED_COLUMNS} "
+            "FROM notifier_emails_incoming ON CONFLICT (message_key) DO NOTHING"
+        )
+
+    def _put_state(self, cur: _Cursor, rows: list[tuple[str, str]]) -> None:
+        assert isinstance(cur, psycopg.Cursor)
+        cur.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS notifier_state_incoming "
+            "(key TEXT, value TEXT) ON COMMIT DELETE ROWS"
+        )
+        with cur.copy("COPY notifier_state_incoming (key, value) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(
+            f"INSERT INTO {self.state} (key, value) SELECT key, value "
+            "FROM notifier_state_incoming ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         )
 
     def _record_sent(self, cur: _Cursor, sent: list[tuple[str, float, str, str]]) -> None:
