@@ -136,12 +136,14 @@ class Planner:
             # Where each invitation's invitation emails sit in `planned`: dropping them is
             # then linear in the batch, not batch x resends (a replay reads 5,000 a page).
             invitation_emails: dict[UUID, list[int]] = {}
-            superseded: set[UUID] = set()
+            # Invitation -> position of its last superseding event in this batch.
+            superseded: dict[UUID, int] = {}
             for envelope in envelopes:
                 stale = superseded_invitation(envelope)
                 if stale is not None:
-                    # Earlier rows of this batch are dropped here, older ones in the store.
-                    superseded.add(stale)
+                    # Earlier rows of this batch are dropped here, older ones in the store
+                    # (those planned before this event only: see NotifierStore.plan).
+                    superseded[stale] = envelope.position
                     for index in invitation_emails.pop(stale, ()):
                         planned[index] = None
                 for email in plan(state, envelope):

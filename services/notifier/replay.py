@@ -5,10 +5,11 @@ The protocol of services/cli/replay.py: `rebuild(settings, progress) -> events a
 The notifier's state (administrators, invitations, pending halves, batch counts) is
 dropped and rebuilt from position 0 up to where the notifier had got to. No email is
 sent and no command published: every email row that exists is kept as it is (sent,
-failed, ...), and an email that history implies but that has no row (the rules changed,
-or rows were deleted) is recorded `replayed`, never sent. Events after that position are
-left to the notifier, which sends them as usual. Run it with the notifier stopped; a
-running notifier would carry on the rebuild itself, sending any missing email.
+failed, skipped, or pending: the notifier sends it afterwards), and an email that
+history implies but that has no row (the rules changed, or rows were deleted) is
+recorded `replayed`, never sent. Events after that position are left to the notifier,
+which sends them as usual. Run it with the notifier stopped; a running notifier would
+carry on the rebuild itself, sending any missing email.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -11,13 +12,15 @@ import pytest
 from services.invitation.event_log import EventLog
 from services.notifier.adapters.store import NotifierStore, open_store
 from services.notifier.application import Planner
+from services.notifier.domain.delivery import Sent
 from services.notifier.domain.planning import EVENT_TYPES
+from services.notifier.mailbox import received
 from services.notifier.replay import rebuild
 from services.notifier.replay import reset as reset_for_replay
 from shared.settings import ServiceSettings
-from tests.support import TEST_SECRETS_KEY
+from tests.support import TEST_SECRETS_KEY, wait_for
 
-from .conftest import PG_URL, Clock, Invitations
+from .conftest import PG_URL, Clock, Invitations, SmtpSink
 from .test_delivery import seed, tenant
 
 pytestmark = pytest.mark.integration
@@ -56,14 +59,6 @@ def tables(database_url: str) -> tuple[list[Any], list[Any]]:
         return state.fetchall(), emails.fetchall()
 
 
-def sent(database_url: str) -> None:
-    # A replay marks a superseded invitation's emails still pending `skipped`, even a
-    # resend's own (planned live in an earlier batch): sent ones it leaves alone.
-    schema = database_url.rpartition("schema=")[2]
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"UPDATE \"{schema}\".notifier_emails SET status = 'sent'")
-
-
 def plan_live(planner: Planner) -> None:
     while planner.plan_once() is not None:
         pass
@@ -81,15 +76,15 @@ def test_a_replay_rebuilds_the_state_and_rows_that_live_planning_wrote(
     store = open_store(database_url)
     try:
         plan_live(live_planner(invitations, store))
-        sent(database_url)  # as the notifier would have by now
         planned = tables(database_url)
         assert planned[0] and planned[1]
+        # None sent yet (the resend's new email among them): a replay keeps them to send.
+        assert {row[1] for row in planned[1]} == {"pending"}
 
         settings = ServiceSettings(database_url=database_url, secrets_key=TEST_SECRETS_KEY)
         rebuild(settings, lambda position, last: None)
 
-        assert tables(database_url) == planned
-        assert store.status_counts() == {"sent": len(planned[1])}  # nothing re-planned
+        assert tables(database_url) == planned  # statuses included: nothing re-planned
     finally:
         store.close()
 
@@ -101,7 +96,6 @@ def test_a_rebuild_that_another_planner_overtakes_reads_the_state_back(
     store = open_store(database_url)
     try:
         plan_live(live_planner(invitations, store))
-        sent(database_url)
         planned = tables(database_url)
         reset_for_replay(database_url)
 
@@ -113,3 +107,64 @@ def test_a_rebuild_that_another_planner_overtakes_reads_the_state_back(
         assert tables(database_url) == planned
     finally:
         store.close()
+
+
+def send_all(store: NotifierStore) -> None:
+    """What the notifier's sender records once every pending email went out."""
+    claimed = store.claim(100, time.time())
+    store.record([Sent(e.key, f"sent before the replay: {e.kind}", time.time()) for e in claimed])
+
+
+async def replay_while_a_resend_is_pending(
+    invitations: Invitations,
+    database_url: str,
+    smtp: SmtpSink,
+    start_notifier: Any,
+    *,
+    first_sent: bool,
+) -> None:
+    """Invite (its email sent or not), resend, replay while the resend's email is pending;
+    then the notifier sends that email once, and nothing else. Run on each store."""
+    t = tenant()
+
+    def statuses() -> list[str]:
+        return [d.status for d in received(database_url, tenant_id=t)["re@example.com"]]
+
+    invitations.do("register_account", email="re@example.com")
+    invited = invitations.do("invite_user", tenant_id=t, email="re@example.com", role="user")
+    store = open_store(database_url)
+    try:
+        plan_live(live_planner(invitations, store))
+        if first_sent:
+            send_all(store)
+        invitations.do(
+            "resend_invitation", tenant_id=t, invitation_id=invited.result["invitation_id"]
+        )
+        plan_live(live_planner(invitations, store))
+        first = "sent" if first_sent else "skipped"  # superseded by the resend
+        assert statuses() == [first, "pending"]
+
+        settings = ServiceSettings(database_url=database_url, secrets_key=TEST_SECRETS_KEY)
+        rebuild(settings, lambda position, last: None)
+
+        assert statuses() == [first, "pending"]
+    finally:
+        store.close()
+
+    await start_notifier(database_url=database_url)
+    await wait_for(lambda: statuses() == [first, "sent"])
+    (email,) = smtp.messages
+    assert email.to == "re@example.com" and email.subject.startswith("New link")
+
+
+@pytest.mark.parametrize("first_sent", [True, False], ids=["first-sent", "first-unsent"])
+async def test_a_replay_keeps_a_resends_pending_email_which_the_notifier_then_sends_once(
+    invitations: Invitations,
+    database_url: str,
+    smtp: SmtpSink,
+    start_notifier: Any,
+    first_sent: bool,
+) -> None:
+    await replay_while_a_resend_is_pending(
+        invitations, database_url, smtp, start_notifier, first_sent=first_sent
+    )

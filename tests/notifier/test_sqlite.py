@@ -17,6 +17,7 @@ from services.notifier.settings import NotifierSettings
 from tests.support import wait_for
 
 from .conftest import Clock, Invitations, SmtpSink
+from .test_replay import replay_while_a_resend_is_pending
 
 pytestmark = pytest.mark.integration
 
@@ -61,3 +62,16 @@ async def test_an_sqlite_store_gets_its_emails_once_even_after_a_replay(
     assert len(smtp.messages) == 2
     # The delivery was reported and the sealed copy destroyed in the SQLite store too.
     await wait_for(lambda: invitations.service.side_tables.count_sealed() == 0)
+
+
+@pytest.mark.parametrize("first_sent", [True, False], ids=["first-sent", "first-unsent"])
+async def test_a_replay_on_sqlite_keeps_a_resends_pending_email_which_is_then_sent_once(
+    invitations: Invitations,
+    sqlite_url: str,
+    smtp: SmtpSink,
+    start_notifier: Any,
+    first_sent: bool,
+) -> None:
+    await replay_while_a_resend_is_pending(
+        invitations, sqlite_url, smtp, start_notifier, first_sent=first_sent
+    )

@@ -107,8 +107,9 @@ class PlanStep:
     deletes: set[str] = field(default_factory=set)
     # New rows are `pending` (to send); a rebuild records history's as `replayed`.
     status: str = PENDING
-    # Invitations whose invitation emails still pending must not be sent (dead links).
-    superseded: set[UUID] = field(default_factory=set)
+    # Invitation -> position of the batch's last event that superseded it: its invitation
+    # emails planned before that position and still pending must not be sent (dead links).
+    superseded: dict[UUID, int] = field(default_factory=dict)
 
 
 StateLoader = Callable[[Iterable[str]], dict[str, Json]]
@@ -219,6 +220,14 @@ class NotifierStore:
     def _claim(self, cur: _Cursor, limit: int, now: float) -> list[Sequence[Any]]:
         raise NotImplementedError
 
+    def _skip_superseded(self, cur: _Cursor, superseded: dict[UUID, int]) -> None:
+        """Mark `skipped` the pending invitation emails of each invitation planned before
+        (position lower than) the event that superseded it; one statement per batch.
+
+        An invitation email's position is that of its later half, and both halves are
+        events of one transaction: a resend's own email is never before the resend."""
+        raise NotImplementedError
+
     def _keys_clause(self, column: str, keys: Sequence[str]) -> tuple[str, list[Any]]:
         raise NotImplementedError
 
@@ -309,20 +318,11 @@ class NotifierStore:
                 clause, params = self._keys_clause("key", sorted(result.deletes))
                 cur.execute(self._sql(f"DELETE FROM {self.state} WHERE {clause}"), params)
             if result.superseded:
-                # Before this batch's rows go in: a resend's own new email stays pending.
-                # Only `pending` rows: one in flight right now is let go (a race of
-                # milliseconds; its outcome is recorded as usual).
-                invitations, params = self._keys_clause(
-                    "invitation_id", sorted(str(i) for i in result.superseded)
-                )
-                kinds, kind_params = self._keys_clause("kind", sorted(map(str, INVITATION_KINDS)))
-                cur.execute(
-                    self._sql(
-                        f"UPDATE {self.emails} SET status = %s, last_error = %s "
-                        f"WHERE {invitations} AND status = %s AND {kinds}"
-                    ),
-                    [SKIPPED, SUPERSEDED, *params, PENDING, *kind_params],
-                )
+                # Only rows planned before the superseding event: a resend's own new email
+                # (and any later one) stays pending, also when a replay or a reset re-plans
+                # history over rows that already exist. Only `pending` rows: one in flight
+                # right now is let go (a race of milliseconds; its outcome is recorded).
+                self._skip_superseded(cur, result.superseded)
             if result.emails:
                 planned_at = time.time()
                 rows = [_email_row(e, planned_at, result.status) for e in result.emails]
@@ -592,6 +592,22 @@ class _Postgres(NotifierStore):
             (subjects, moments, keys),
         )
 
+    def _skip_superseded(self, cur: _Cursor, superseded: dict[UUID, int]) -> None:
+        cur.execute(
+            f"UPDATE {self.emails} AS e SET status = %s, last_error = %s "
+            "FROM unnest(%s::text[], %s::bigint[]) AS s(invitation_id, position) "
+            "WHERE e.invitation_id = s.invitation_id AND e.position < s.position "
+            "AND e.status = %s AND e.kind = ANY(%s)",
+            (
+                SKIPPED,
+                SUPERSEDED,
+                [str(i) for i in superseded],
+                list(superseded.values()),
+                PENDING,
+                sorted(map(str, INVITATION_KINDS)),
+            ),
+        )
+
     def _claim(self, cur: _Cursor, limit: int, now: float) -> list[Sequence[Any]]:
         cur.execute(
             f"UPDATE {self.emails} SET status = %s, attempts = attempts + 1 "
@@ -674,6 +690,21 @@ class _SQLite(NotifierStore):
             "ON CONFLICT (message_key) DO NOTHING",
             rows,
         )
+
+    def _skip_superseded(self, cur: _Cursor, superseded: dict[UUID, int]) -> None:
+        kinds, kind_params = self._keys_clause("kind", sorted(map(str, INVITATION_KINDS)))
+        pairs = [(str(i), p) for i, p in superseded.items()]
+        for start in range(0, len(pairs), 500):  # two parameters a pair, under SQLite's cap
+            chunk = pairs[start : start + 500]
+            values = ", ".join("(?, ?)" for _ in chunk)
+            cur.execute(
+                f"WITH s (invitation_id, position) AS (VALUES {values}) "
+                f"UPDATE {self.emails} SET status = ?, last_error = ? "
+                f"WHERE status = ? AND {kinds} AND EXISTS (SELECT 1 FROM s "
+                f"WHERE s.invitation_id = {self.emails}.invitation_id "
+                f"AND {self.emails}.position < s.position)",
+                [*(v for pair in chunk for v in pair), SKIPPED, SUPERSEDED, PENDING, *kind_params],
+            )
 
     def _claim(self, cur: _Cursor, limit: int, now: float) -> list[Sequence[Any]]:
         cur.execute(
