@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from services.expiry.bootstrap import serve
 from services.expiry.settings import ExpirySettings
+from shared.event_loop import run
 from shared.logs import configure_logging
 
 
 def main() -> None:
     settings = ExpirySettings()
     configure_logging("expiry", settings.log_level, settings.log_format)
-    asyncio.run(serve(settings))
+    run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from services.invitation.bootstrap import build_app
 from services.invitation.settings import InvitationSettings
+from shared.event_loop import run
 from shared.logs import configure_logging
 
 
 def main() -> None:
     settings = InvitationSettings()
     configure_logging("invitation", settings.log_level, settings.log_format)
-    asyncio.run(build_app(settings).run())
+    run(build_app(settings).run())
 
 
 if __name__ == "__main__":

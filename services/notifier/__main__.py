@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from services.notifier.bootstrap import build_app
 from services.notifier.settings import NotifierSettings
+from shared.event_loop import run
 from shared.logs import configure_logging
 
 
 def main() -> None:
     settings = NotifierSettings()
     configure_logging("notifier", settings.log_level, settings.log_format)
-    asyncio.run(build_app(settings).run())
+    run(build_app(settings).run())
 
 
 if __name__ == "__main__":
