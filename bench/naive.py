@@ -50,6 +50,7 @@ from services.notifier.delivery import Composer
 from services.notifier.domain.planning import plan
 from services.notifier.settings import NotifierSettings
 from shared.contract import EventEnvelope, Reply
+from shared.event_loop import run
 from shared.secrets import TokenSigner
 from shared.topology import COMMANDS_EXCHANGE_NAME, EVENTS_EXCHANGE_NAME
 from tests.support import ServiceProcess, service_env, temporary_schema, temporary_vhost
@@ -282,4 +283,5 @@ class _NaiveProcess(ServiceProcess):
 
 if __name__ == "__main__":
     roles = {"intake": intake, "mailer": mailer}
-    asyncio.run(roles[sys.argv[1]](NotifierSettings()))
+    # The services' own event loop (uvloop), so the ratio compares designs, not loops.
+    run(roles[sys.argv[1]](NotifierSettings()))
