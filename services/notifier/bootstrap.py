@@ -94,7 +94,9 @@ def build_runtime(settings: NotifierSettings, publisher: CommandPublisher) -> No
 
 def build_app(settings: NotifierSettings) -> FastStream:
     """Nothing connects until the app starts (no I/O here: AsyncAPI generation imports it)."""
-    # graceful_timeout < 10 s: the contract gives a stop 10 s in all.
+    # The app's lifecycle and the readiness ping; the wake-ups have their own aio-pika
+    # consumer (entrypoints/events.py). graceful_timeout < 10 s: the contract gives a
+    # stop 10 s in all.
     broker = RabbitBroker(settings.amqp_url, graceful_timeout=3.0, logger=None)
     app = FastStream(broker, specification=AsyncAPI(title="Notifier", version="1.0.0"))
     publisher = CommandPublisher(settings.amqp_url, settings.notifier_commands_exchange)
