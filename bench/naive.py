@@ -34,8 +34,7 @@ from uuid import UUID
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from bench.services import LOG_DIR, Stack, wait_until_answering
-from bench.smtp_sink import SmtpSink
+from bench.services import LOG_DIR, Stack, fresh_stack, wait_until_answering
 from services.invitation.adapters.store import store_env
 from services.invitation.application import InvitationService, InvitationStore
 from services.invitation.entrypoints.commands import Malformed, parse_command
@@ -53,7 +52,7 @@ from shared.contract import EventEnvelope, Reply
 from shared.event_loop import run
 from shared.secrets import TokenSigner
 from shared.topology import COMMANDS_EXCHANGE_NAME, EVENTS_EXCHANGE_NAME
-from tests.support import ServiceProcess, service_env, temporary_schema, temporary_vhost
+from tests.support import ServiceProcess
 
 __all__ = ["naive_stack"]
 
@@ -217,27 +216,14 @@ class _Memory:
 @contextlib.asynccontextmanager
 async def naive_stack(log_dir: Path = LOG_DIR) -> AsyncIterator[Stack]:
     """The naive intake and mailer as processes, on a fresh schema, vhost and sink."""
-    with (
-        temporary_schema() as database_url,
-        temporary_vhost() as amqp_url,
-        SmtpSink(log_dir) as sink,
-    ):
-        env = service_env(
-            database_url,
-            amqp_url,
-            SMTP_HOST="127.0.0.1",
-            SMTP_PORT=str(sink.port),
-            SMTP_FROM="invitations@bench.example",
-            PUBLIC_BASE_URL="https://vault.bench.example",
-        )
-        stack = Stack(database_url, amqp_url, sink, env)
+    with fresh_stack(log_dir) as stack:
         try:
             for role in ("intake", "mailer"):
-                stack.processes[role] = _NaiveProcess(role, env, log_dir).start()
+                stack.processes[role] = _NaiveProcess(role, stack.env, log_dir).start()
                 if role == "intake":
-                    await wait_until_answering(amqp_url)
+                    await wait_until_answering(stack.amqp_url)
             # Events published before the mailer's queue exists would be lost to it.
-            await _wait_for_consumer(amqp_url, MAILER_QUEUE)
+            await _wait_for_consumer(stack.amqp_url, MAILER_QUEUE)
             yield stack
         finally:
             await asyncio.gather(

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +26,14 @@ from bench.smtp_sink import SmtpSink
 from shared.command_client import CommandClient
 from tests.support import ServiceProcess, service_env, temporary_schema, temporary_vhost
 
-__all__ = ["LOG_DIR", "Stack", "running_stack", "wait_until_answering", "wait_until_delivering"]
+__all__ = [
+    "LOG_DIR",
+    "Stack",
+    "fresh_stack",
+    "running_stack",
+    "wait_until_answering",
+    "wait_until_delivering",
+]
 
 LOG_DIR = Path("var/bench/logs")
 
@@ -91,13 +98,10 @@ async def wait_until_delivering(stack: Stack, within: float = 60.0) -> None:
         await asyncio.sleep(0.05)
 
 
-@contextlib.asynccontextmanager
-async def running_stack(
-    log_dir: Path = LOG_DIR,
-    *,
-    services: Sequence[str] = ("invitation", "notifier"),
-    env: Mapping[str, str] | None = None,
-) -> AsyncIterator[Stack]:
+@contextlib.contextmanager
+def fresh_stack(log_dir: Path, env: Mapping[str, str] | None = None) -> Iterator[Stack]:
+    """A fresh schema, vhost and SMTP sink, and the services' environment for them (no
+    process started yet); all dropped on the way out."""
     with (
         temporary_schema() as database_url,
         temporary_vhost() as amqp_url,
@@ -112,13 +116,23 @@ async def running_stack(
             PUBLIC_BASE_URL="https://vault.bench.example",
         )
         service_vars.update(env or {})
-        stack = Stack(database_url, amqp_url, sink, service_vars)
+        yield Stack(database_url, amqp_url, sink, service_vars)
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    log_dir: Path = LOG_DIR,
+    *,
+    services: Sequence[str] = ("invitation", "notifier"),
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[Stack]:
+    with fresh_stack(log_dir, env) as stack:
         try:
             # The invitation service first: it creates the tables the others read.
             for name in services:
-                stack.processes[name] = ServiceProcess(name, service_vars, log_dir).start()
+                stack.processes[name] = ServiceProcess(name, stack.env, log_dir).start()
                 if name == "invitation":
-                    await wait_until_answering(amqp_url)
+                    await wait_until_answering(stack.amqp_url)
             if "notifier" in services:
                 await wait_until_delivering(stack)
             yield stack
