@@ -36,13 +36,14 @@ from uuid import UUID, uuid4
 import psycopg
 from psycopg import sql
 
-from services.invitation.adapters.store import postgres_conninfo, store_env
+from services.invitation.adapters.store import store_env
 from services.invitation.application import IncomingCommand, InvitationService, InvitationStore
 from services.invitation.event_log import EventLog
 from services.notifier.adapters.store import open_store
 from services.notifier.application import Planner
 from services.notifier.domain.delivery import REPLAYED
 from shared import contract as c
+from shared.database import postgres_conninfo
 from shared.secrets import HashCost, TempPasswordHasher, TokenSigner
 from tests.support import POSTGRES, TEST_SECRETS_KEY
 

@@ -15,8 +15,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from services.invitation.adapters.store import postgres_conninfo, store_env
+from services.invitation.adapters.store import store_env
 from services.invitation.application import InvitationService, InvitationStore
+from shared.database import postgres_conninfo
 from shared.secrets import HashCost, TempPasswordHasher
 
 from .console import Admin, FakeClock, NewEmail, Store

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from services.invitation.adapters.store import postgres_conninfo
+from shared.database import postgres_conninfo
 
 from .console import Admin, NewEmail, Store
 

@@ -20,11 +20,12 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from services.cli.main import app
-from services.invitation.adapters.store import postgres_conninfo, store_env
+from services.invitation.adapters.store import store_env
 from services.invitation.application import InvitationService, InvitationStore
 from services.invitation.event_log import EventLog
 from shared import contract as c
 from shared.contract import EventEnvelope
+from shared.database import postgres_conninfo
 from shared.secrets import TokenSigner
 
 PG = "postgresql://root@127.0.0.1:5432/test"

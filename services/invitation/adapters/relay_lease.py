@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 
-from services.invitation.adapters.store import postgres_conninfo
+from shared.database import postgres_conninfo
 
 log = logging.getLogger(__name__)
 

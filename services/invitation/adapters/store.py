@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import psycopg
 from eventsourcing.utils import get_topic
-from psycopg import sql
 
 from services.invitation.adapters.recorders import (
     PostgresInvitationRecorder,
     SQLiteInvitationRecorder,
 )
+from shared.database import ensure_schema
 
 
 def store_env(database_url: str, *, create_tables: bool = True) -> dict[str, str]:
@@ -54,14 +53,3 @@ def store_env(database_url: str, *, create_tables: bool = True) -> dict[str, str
             "APPLICATION_RECORDER_TOPIC": get_topic(SQLiteInvitationRecorder),
         }
     raise ValueError(f"DATABASE_URL must be postgresql://... or sqlite:///...: {parts.scheme!r}")
-
-
-def postgres_conninfo(database_url: str) -> str:
-    """The libpq form of a postgresql:// DATABASE_URL, without our `schema` parameter."""
-    parts = urlsplit(database_url)
-    return parts._replace(query="").geturl()
-
-
-def ensure_schema(database_url: str, schema: str) -> None:
-    with psycopg.connect(postgres_conninfo(database_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))

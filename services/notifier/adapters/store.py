@@ -34,7 +34,6 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from services.invitation.adapters.store import ensure_schema, postgres_conninfo
 from services.notifier.domain.delivery import (
     FAILED,
     INTERRUPTED,
@@ -51,6 +50,7 @@ from services.notifier.domain.delivery import (
 )
 from services.notifier.domain.emails import PlannedEmail
 from services.notifier.domain.planning import INVITATION_KINDS
+from shared.database import ensure_schema, postgres_conninfo
 
 __all__ = ["Delivery", "NotifierStore", "OutboxEmail", "PlanStep", "open_store"]
 
