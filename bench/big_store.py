@@ -36,9 +36,8 @@ from uuid import UUID, uuid4
 import psycopg
 from psycopg import sql
 
-from services.invitation.adapters.store import store_env
-from services.invitation.application import IncomingCommand, InvitationService, InvitationStore
-from services.invitation.event_log import EventLog
+from services.invitation.application import IncomingCommand, InvitationService
+from services.invitation.eventstore import EventLog, InvitationStore, store_env
 from services.notifier.adapters.store import open_store
 from services.notifier.application import Planner
 from services.notifier.domain.delivery import REPLAYED

@@ -35,9 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.core import Figure, Scale, Suite
-from services.invitation.adapters.store import store_env
-from services.invitation.application import InvitationService, InvitationStore
-from services.invitation.event_log import EventLog
+from services.invitation.application import InvitationService
+from services.invitation.eventstore import EventLog, InvitationStore, store_env
 from shared import contract as c
 from shared.command_client import CommandClient
 from shared.ops_http import probe

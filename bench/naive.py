@@ -35,12 +35,15 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from bench.services import LOG_DIR, Stack, fresh_stack, wait_until_answering
-from services.invitation.adapters.store import store_env
-from services.invitation.application import InvitationService, InvitationStore
+from services.invitation.application import InvitationService
 from services.invitation.entrypoints.commands import Malformed, parse_command
-from services.invitation.event_log import EventLog
+from services.invitation.eventstore import (
+    EventLog,
+    InvitationStore,
+    SealedPasswords,
+    store_env,
+)
 from services.notifier.adapters.commands import delivered_command
-from services.notifier.adapters.passwords import SealedPasswords
 from services.notifier.adapters.rendering import Renderer
 from services.notifier.adapters.smtp import SmtpMailer
 from services.notifier.adapters.store import OutboxEmail

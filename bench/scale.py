@@ -34,8 +34,8 @@ from services.cli import render
 from services.cli.bootstrap import open_operator
 from services.cli.history import History, HistoryFilter
 from services.expiry import replay as expiry_replay
-from services.invitation.adapters.store import store_env
-from services.invitation.application import InvitationService, InvitationStore
+from services.invitation.application import InvitationService
+from services.invitation.eventstore import InvitationStore, store_env
 from services.notifier import replay as notifier_replay
 from services.notifier.adapters.store import open_store
 from shared.settings import ServiceSettings

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 
-from services.invitation.adapters.chain import AuditTables
-from services.invitation.adapters.store import store_env
-from services.invitation.application import InvitationService, InvitationStore
+from services.invitation.eventstore import (
+    AuditTables,
+    InvitationStore,
+    SealedPasswords,
+    SideTables,
+    store_env,
+)
 from shared.settings import ServiceSettings
 
 
@@ -28,30 +32,23 @@ def load_settings() -> ServiceSettings:
 
 @dataclass
 class Operator:
-    """The store (and, when a command needs it, the invitation service) for one CLI run."""
+    """The store for one CLI run (commands go to the invitation service over the broker)."""
 
     settings: ServiceSettings
     store: InvitationStore
-    _service: InvitationService | None = field(default=None, repr=False)
 
     @property
     def audit(self) -> AuditTables:
         return cast("AuditTables", self.store.recorder.audit)  # type: ignore[attr-defined]
 
     @property
-    def service(self) -> InvitationService:
-        """In-process, for the commands an operator runs (retrieve_temp_password)."""
-        if self._service is None:
-            self._service = InvitationService(
-                self.store, secrets_key=self.settings.secrets_key_bytes
-            )
-        return self._service
+    def sealed_passwords(self) -> SealedPasswords:
+        return SealedPasswords(
+            cast("SideTables", self.store.recorder), self.settings.secrets_key_bytes
+        )
 
     def close(self) -> None:
-        if self._service is not None:
-            self._service.close()  # closes the store too
-        else:
-            self.store.close()
+        self.store.close()
 
 
 def open_operator(settings: ServiceSettings) -> Operator:

@@ -1,7 +1,7 @@
 """The history as contract envelopes, selected by tenant, email or invitation without a scan.
 
 An email's streams (its account, its memberships, its invitations) and a tenant's streams
-are listed in the stream index written with the events (adapters/chain.py), then read by
+are listed in the stream index written with the events (eventstore/chain.py), then read by
 primary key with their positions. Only a query with none of those keys reads the whole
 log, in position order.
 """
@@ -15,12 +15,16 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification
 
-from services.invitation.adapters.chain import AuditTables
-from services.invitation.application import InvitationStore
-from services.invitation.domain.emails import normalise_email
-from services.invitation.domain.errors import DomainError
-from services.invitation.domain.ids import account_uuid, membership_uuid
-from services.invitation.envelopes import PUBLISHED_TOPICS, to_envelope
+from services.invitation.eventstore import (
+    PUBLISHED_TOPICS,
+    AuditTables,
+    DomainError,
+    InvitationStore,
+    account_uuid,
+    membership_uuid,
+    normalise_email,
+    to_envelope,
+)
 from shared.contract import EventEnvelope
 
 _PUBLISHED = frozenset(PUBLISHED_TOPICS)

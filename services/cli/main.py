@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.cli import render
+from services.cli.adapters.commands import record_retrieval
 from services.cli.adapters.pdf import write_temp_password_pdf
 from services.cli.adapters.publisher import republish as publish_again
 from services.cli.adapters.sent_emails import invitation_emails
@@ -32,7 +33,7 @@ from services.cli.history import History, HistoryFilter
 from services.cli.replay import ConsumerUnavailableError, load_rebuild
 from services.cli.report import add_invitation_emails, build_report, retrieve_temp_passwords
 from services.cli.state import state_at
-from services.invitation.adapters.chain import (
+from services.invitation.eventstore import (
     Checkpoint,
     Problem,
     checkpoint_key,
@@ -365,8 +366,12 @@ def report(
             else:
                 render.report_table(Console(), found)
             return
+        amqp_url = operator.settings.amqp_url
         results = retrieve_temp_passwords(
-            operator.service,
+            operator.sealed_passwords.open,
+            lambda email, temp_password_id, who: record_retrieval(
+                amqp_url, email, temp_password_id, who
+            ),
             found,
             temp_passwords,
             actor or _default_actor(),

@@ -13,14 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from services.cli.history import History
-from services.invitation.adapters.chain import AuditTables
-from services.invitation.application import InvitationService, InvitationStore
-from services.invitation.domain.batch import TOPIC as BATCH_TOPIC
-from services.invitation.domain.ids import account_uuid
-from shared.contract import EventEnvelope, RetrieveTempPassword
+from services.invitation.eventstore import BATCH_TOPIC, AuditTables, InvitationStore, account_uuid
+from shared.contract import EventEnvelope, Reply
 from shared.contract.codes import RejectionCode
 
 _COMPLETED_TOPIC = f"{BATCH_TOPIC}.Completed"
@@ -208,8 +205,13 @@ def _file_name(row: ReportRow) -> str:
     return f"{row.index + 1:05d}_{re.sub(r'[^A-Za-z0-9@._-]', '_', row.email)}.pdf"
 
 
+# Records a retrieval with the invitation service (the command `retrieve_temp_password`).
+RecordRetrieval = Callable[[str, UUID, str], Reply]
+
+
 def retrieve_temp_passwords(
-    service: InvitationService,
+    open_sealed: Callable[[UUID], str | None],
+    record_retrieval: RecordRetrieval,
     report: MassInviteReport,
     directory: Path,
     actor: str,
@@ -231,7 +233,7 @@ def retrieve_temp_passwords(
             results.append(_not_available(row))
             continue
         temp_password_id = UUID(row.temp_password_id)
-        plaintext = service.open_sealed(temp_password_id)
+        plaintext = open_sealed(temp_password_id)
         if plaintext is None:
             results.append(_not_available(row))
             continue
@@ -248,15 +250,7 @@ def retrieve_temp_passwords(
                 )
             )
             continue
-        reply = service.handle(
-            "retrieve_temp_password",
-            RetrieveTempPassword(
-                command_id=uuid4(),
-                actor=actor,
-                email=row.email,
-                temp_password_id=temp_password_id,
-            ),
-        )
+        reply = record_retrieval(row.email, temp_password_id, actor)
         if reply.error is not None:
             path.unlink(missing_ok=True)
             results.append(Retrieval(row.email, None, reply.error.code, reply.error.message))

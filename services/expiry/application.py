@@ -19,7 +19,7 @@ __all__ = ["CommandSender", "EventSource", "Expiry", "Firing", "ScheduledDeadlin
 
 
 class EventSource(Protocol):
-    """The event store read in position order (`services.invitation.event_log.EventLog`)."""
+    """The event store read in position order (`services.invitation.eventstore.EventLog`)."""
 
     def read_with_high_water(
         self, after: int = 0, limit: int = 1000

@@ -15,7 +15,7 @@ from services.expiry.application import Expiry, Timing
 from services.expiry.domain.timetable import EVENT_TYPES
 from services.expiry.entrypoints.runner import ExpiryRunner
 from services.expiry.settings import ExpirySettings
-from services.invitation.event_log import EventLog
+from services.invitation.eventstore import EventLog
 from shared import metrics
 from shared.contract import Reply
 from shared.ops_http import NotReadyError, OpsServer, blocking, start_ops_http

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from services.expiry.application import Expiry
 from services.expiry.domain.deadlines import command_name, describe, instant
 from services.expiry.domain.timetable import EVENT_TYPES
-from services.invitation.event_log import EventLog
+from services.invitation.eventstore import EventLog
 from shared.collector import paused_collector
 from shared.settings import ServiceSettings
 

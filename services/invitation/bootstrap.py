@@ -11,11 +11,10 @@ from faststream.specification import AsyncAPI
 
 from services.invitation.adapters.relay import OutboxRelay, tracking_recorder
 from services.invitation.adapters.relay_lease import relay_lease
-from services.invitation.adapters.store import store_env
-from services.invitation.application import IncomingCommand, InvitationService, InvitationStore
+from services.invitation.application import IncomingCommand, InvitationService
 from services.invitation.batcher import Batcher
 from services.invitation.entrypoints.commands import register_intake
-from services.invitation.event_log import EventLog
+from services.invitation.eventstore import EventLog, InvitationStore, store_env
 from services.invitation.settings import InvitationSettings
 from shared import metrics
 from shared.contract import Reply

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from services.invitation.adapters.recorders import SideTables, SideWrites, StoredReply
+from services.invitation.eventstore import SideTables, SideWrites, StoredReply
 
 if TYPE_CHECKING:
     from eventsourcing.application import Application

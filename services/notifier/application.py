@@ -27,7 +27,7 @@ from shared.contract import EventEnvelope
 
 
 class EventSource(Protocol):
-    """The invitation event log (services/invitation/event_log.py)."""
+    """The invitation event log (services/invitation/eventstore/event_log.py)."""
 
     def read_with_high_water(
         self, after: int = 0, limit: int = 1000

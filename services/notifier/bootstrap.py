@@ -8,13 +8,14 @@ from faststream import FastStream
 from faststream.rabbit import RabbitBroker
 from faststream.specification import AsyncAPI
 
-from services.invitation.adapters.recorders import (
+from services.invitation.eventstore import (
+    EventLog,
     PostgresInvitationRecorder,
+    SealedPasswords,
+    SideTables,
     SQLiteInvitationRecorder,
 )
-from services.invitation.event_log import EventLog
 from services.notifier.adapters.commands import CommandPublisher
-from services.notifier.adapters.passwords import SealedCopies, SealedPasswords
 from services.notifier.adapters.rendering import Renderer
 from services.notifier.adapters.smtp import SmtpConfig, SmtpMailer
 from services.notifier.adapters.store import open_store
@@ -44,7 +45,7 @@ def smtp_config(settings: NotifierSettings) -> SmtpConfig:
     )
 
 
-def sealed_copies(event_log: EventLog) -> SealedCopies:
+def sealed_copies(event_log: EventLog) -> SideTables:
     """The invitation store's side table of sealed passwords (its recorder reads it)."""
     recorder = event_log.store.recorder
     if not isinstance(recorder, PostgresInvitationRecorder | SQLiteInvitationRecorder):

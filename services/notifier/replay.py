@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.invitation.event_log import EventLog
+from services.invitation.eventstore import EventLog
 from services.notifier.adapters.store import open_store
 from services.notifier.application import Planner
 from services.notifier.domain.delivery import REPLAYED

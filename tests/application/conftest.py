@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from services.invitation.adapters.store import store_env
-from services.invitation.application import InvitationService, InvitationStore
+from services.invitation.application import InvitationService
+from services.invitation.eventstore import InvitationStore, store_env
 from shared.database import postgres_conninfo
 from shared.secrets import HashCost, TempPasswordHasher
 

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from services.invitation.application import InvitationService
-from services.invitation.event_log import EventLog
+from services.invitation.eventstore import EventLog
 from shared.contract import COMMANDS, EventEnvelope, Reply, TenantCommand
 from shared.contract.commands import Command
 from shared.secrets import TokenSigner

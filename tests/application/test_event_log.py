@@ -8,11 +8,9 @@ from uuid import uuid4
 import pytest
 from eventsourcing.cryptography import AESCipher
 
-from services.invitation.adapters.store import store_env
-from services.invitation.application import InvitationService, InvitationStore
+from services.invitation.application import InvitationService
 from services.invitation.domain.cause import Cause
-from services.invitation.envelopes import to_envelope
-from services.invitation.event_log import EventLog
+from services.invitation.eventstore import EventLog, InvitationStore, store_env, to_envelope
 from shared.contract import EVENT_DATA, EventEnvelope
 from tests.histories import MakeCause, one_life_of_each_aggregate
 

@@ -20,9 +20,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from services.cli.main import app
-from services.invitation.adapters.store import store_env
-from services.invitation.application import InvitationService, InvitationStore
-from services.invitation.event_log import EventLog
+from services.invitation.application import InvitationService
+from services.invitation.eventstore import EventLog, InvitationStore, store_env
 from shared import contract as c
 from shared.contract import EventEnvelope
 from shared.database import postgres_conninfo

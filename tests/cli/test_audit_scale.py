@@ -8,8 +8,7 @@ from uuid import uuid4
 import pytest
 
 from services.cli.history import History, HistoryFilter
-from services.invitation.adapters.store import store_env
-from services.invitation.application import InvitationStore
+from services.invitation.eventstore import InvitationStore, store_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ from types import ModuleType
 import pytest
 
 from services.cli import replay
-from services.invitation.event_log import EventLog
+from services.invitation.eventstore import EventLog
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import csv
 import getpass
 import io
@@ -9,8 +10,10 @@ from uuid import UUID, uuid4
 import pypdf
 import pytest
 
-from services.invitation.domain.ids import account_uuid
+from services.invitation.eventstore import account_uuid
+from shared.command_client import CommandClient
 from shared.secrets import TempPasswordHasher
+from tests.support import ServiceProcess, service_env, temporary_vhost, unique, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +46,41 @@ def pdf_text(path) -> str:
 def password_in(text: str) -> str:
     lines = text.splitlines()
     return lines[lines.index("Temporary password:") + 1].strip()
+
+
+@pytest.fixture
+def service_on_broker(store, tmp_path_factory):
+    """The invitation service on its own vhost, over this test's store: the CLI records a
+    retrieval by sending it `retrieve_temp_password`, as any client would."""
+    with temporary_vhost() as amqp_url:
+        env = service_env(
+            store.url, amqp_url, SECRETS_KEY=store.env["SECRETS_KEY"], RELAY_ENABLED="false"
+        )
+        process = ServiceProcess("invitation", env, tmp_path_factory.mktemp("logs")).start()
+        try:
+            asyncio.run(answers_commands(amqp_url))
+            store.env["AMQP_URL"] = amqp_url
+            yield process
+        finally:
+            process.stop()
+
+
+async def answers_commands(amqp_url: str) -> None:
+    async with CommandClient(amqp_url) as client:
+
+        async def answered() -> bool:
+            body = {
+                "command_id": str(uuid4()),
+                "actor": "service:test",
+                "email": f"{unique('probe')}@example.com",
+            }
+            try:
+                await client.send("register_account", body, within=1.0)
+            except TimeoutError:
+                return False
+            return True
+
+        await wait_for(answered, timeout=30, what="the invitation service to answer")
 
 
 @pytest.fixture
@@ -95,6 +133,7 @@ def test_the_report_is_also_csv_and_a_table(store, batch):
     assert batch["emails"][2] in as_table.stdout
 
 
+@pytest.mark.usefixtures("service_on_broker")
 def test_manual_temporary_passwords_are_written_once_each(store, tenant, tmp_path):
     emails = [f"m{i}-{suffix()}@example.com" for i in range(2)]
     batch_id = mass_invite(store, tenant, emails)["batch_id"]
@@ -122,6 +161,7 @@ def test_manual_temporary_passwords_are_written_once_each(store, tenant, tmp_pat
     assert not (tmp_path / "second").exists() or not any((tmp_path / "second").iterdir())
 
 
+@pytest.mark.usefixtures("service_on_broker")
 def test_a_retrieval_is_recorded_as_a_manual_delivery_by_the_operator(store, tenant, tmp_path):
     email = f"r-{suffix()}@example.com"
     batch_id = mass_invite(store, tenant, [email])["batch_id"]

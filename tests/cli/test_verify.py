@@ -10,9 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from services.cli.main import app
-from services.invitation.adapters.chain import GENESIS, link_hash
-from services.invitation.adapters.store import store_env
-from services.invitation.application import InvitationService, InvitationStore
+from services.invitation.application import InvitationService
+from services.invitation.eventstore import GENESIS, InvitationStore, link_hash, store_env
 from shared.contract import InviteUser
 
 pytestmark = pytest.mark.integration

@@ -19,9 +19,8 @@ from uuid import uuid4
 import pytest
 
 from services.expiry.application import Expiry
-from services.invitation.adapters.store import store_env
-from services.invitation.application import InvitationService, InvitationStore
-from services.invitation.event_log import EventLog
+from services.invitation.application import InvitationService
+from services.invitation.eventstore import EventLog, InvitationStore, store_env
 from shared import contract as c
 from shared.contract import EventEnvelope, Reply
 from tests.support import (

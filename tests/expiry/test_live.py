@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from services.invitation.event_log import EventLog
+from services.invitation.eventstore import EventLog
 from shared.command_client import CommandClient
 from shared.contract import EventEnvelope
 from tests.support import ServiceProcess, unique, wait_for

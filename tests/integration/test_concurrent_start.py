@@ -6,8 +6,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from services.invitation.adapters.relay import tracking_recorder
-from services.invitation.adapters.store import store_env
-from services.invitation.application import InvitationStore
+from services.invitation.eventstore import InvitationStore, store_env
 from tests.support import temporary_schema
 
 

@@ -8,8 +8,7 @@ import uuid
 import pytest
 
 from services.invitation.adapters.relay import TRACKING_NAME, tracking_recorder
-from services.invitation.adapters.store import store_env
-from services.invitation.event_log import EventLog
+from services.invitation.eventstore import EventLog, store_env
 from shared.command_client import CommandClient
 from tests.integration.conftest import ready
 from tests.support import EventTap, wait_for

@@ -12,9 +12,8 @@ import pytest
 
 from services.invitation.adapters.relay import OutboxRelay, tracking_recorder
 from services.invitation.adapters.relay_lease import PostgresRelayLease
-from services.invitation.adapters.store import store_env
-from services.invitation.application import InvitationService, InvitationStore
-from services.invitation.event_log import EventLog
+from services.invitation.application import InvitationService
+from services.invitation.eventstore import EventLog, InvitationStore, store_env
 from shared.contract import COMMANDS
 from shared.database import postgres_conninfo
 from tests.support import TEST_SECRETS_KEY, EventTap, temporary_schema, wait_for

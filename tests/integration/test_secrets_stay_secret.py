@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from services.invitation.event_log import EventLog
+from services.invitation.eventstore import EventLog
 from shared.command_client import CommandClient
 from shared.secrets import Sealer, TokenSigner
 from shared.settings import decode_secrets_key

@@ -28,8 +28,8 @@ import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 
-from services.invitation.adapters.store import store_env
-from services.invitation.application import InvitationService, InvitationStore
+from services.invitation.application import InvitationService
+from services.invitation.eventstore import InvitationStore, store_env
 from services.notifier.adapters.commands import CommandPublisher
 from services.notifier.bootstrap import build_runtime
 from services.notifier.runtime import NotifierRuntime

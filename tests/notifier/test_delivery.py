@@ -11,7 +11,7 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from services.invitation.event_log import EventLog
+from services.invitation.eventstore import EventLog
 from services.notifier.adapters.store import OutboxEmail, _Postgres
 from services.notifier.domain.delivery import Outcome, Retry, Sent
 from services.notifier.domain.planning import EVENT_TYPES as READ

@@ -14,7 +14,7 @@ from uuid import uuid4
 import aio_pika
 import pytest
 
-from services.invitation.event_log import EventLog
+from services.invitation.eventstore import EventLog
 from services.notifier.adapters.store import open_store
 from services.notifier.mailbox import received
 from services.notifier.settings import NotifierSettings

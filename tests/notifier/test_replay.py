@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from services.invitation.event_log import EventLog
+from services.invitation.eventstore import EventLog
 from services.notifier.adapters.store import NotifierStore, open_store
 from services.notifier.application import Planner
 from services.notifier.domain.delivery import Sent

@@ -9,8 +9,8 @@ from uuid import uuid4
 
 import pytest
 
-from services.invitation.adapters.store import store_env
-from services.invitation.application import InvitationService, InvitationStore
+from services.invitation.application import InvitationService
+from services.invitation.eventstore import InvitationStore, store_env
 from services.notifier.mailbox import received
 from services.notifier.replay import reset as reset_for_replay
 from services.notifier.settings import NotifierSettings

@@ -1,6 +1,6 @@
 """Publishing stored events again to `invitations.events`, as the relay does.
 
-The relay's message (services/invitation/adapters/relay.py: the envelope JSON, message_id =
+The relay's message (shared/event_message.py: the envelope JSON, message_id =
 event_id, persistent, same properties and headers), routing key = event type, with
 publisher confirms; a window of confirms in flight keeps it fast.
 """
@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 import aio_pika
 from aio_pika import ExchangeType, Message
 
-from services.invitation.adapters.relay import to_message
 from shared.contract import EventEnvelope
+from shared.event_message import to_message
 from shared.topology import EVENTS_EXCHANGE_NAME
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from psycopg.sql import SQL, Identifier
 
 from services.cli.report import SentEmail
-from services.invitation.adapters.recorders import PostgresInvitationRecorder
+from services.invitation.eventstore import PostgresInvitationRecorder
 
 TABLE = "notifier_emails"
 _INVITATION_KINDS = "invitation_%"  # invitation_linked / _automatic / _manual

@@ -53,7 +53,7 @@ _durations = TypeAdapter(list[timedelta])
 INVITED, ACTIVE, LAPSED = 0, 1, 2
 
 # The contract event types the timetable follows; the others cannot change a deadline,
-# so the event log need not even fetch them (services/invitation/event_log.py).
+# so the event log need not even fetch them (services/invitation/eventstore/event_log.py).
 EVENT_TYPES: tuple[str, ...] = (
     "UserInvited",
     "InvitationResent",

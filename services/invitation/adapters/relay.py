@@ -22,11 +22,10 @@ from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Tra
 from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment
 
-from services.invitation.adapters.recorders import PostgresTrackingRecorderSerialised
 from services.invitation.adapters.relay_lease import RelayLease, SoleRelay
-from services.invitation.event_log import EventLog
+from services.invitation.eventstore import EventLog, PostgresTrackingRecorderSerialised
 from shared import metrics
-from shared.contract import EventEnvelope
+from shared.event_message import to_message
 from shared.topology import EVENTS_EXCHANGE_NAME
 
 log = logging.getLogger(__name__)
@@ -39,24 +38,6 @@ def tracking_recorder(env: dict[str, str]) -> Any:
     if isinstance(factory, PostgresFactory):
         return factory.tracking_recorder(PostgresTrackingRecorderSerialised)
     return factory.tracking_recorder()
-
-
-def to_message(envelope: EventEnvelope) -> aio_pika.Message:
-    return aio_pika.Message(
-        envelope.model_dump_json().encode(),
-        content_type="application/json",
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=str(envelope.event_id),
-        correlation_id=envelope.correlation_id,
-        type=envelope.event_type,
-        timestamp=envelope.occurred_at,
-        headers={
-            "event_type": envelope.event_type,
-            "schema_version": envelope.schema_version,
-            "position": envelope.position,
-            "tenant_id": envelope.tenant_id or "",
-        },
-    )
 
 
 class LeaseLostError(Exception):

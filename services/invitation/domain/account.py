@@ -1,7 +1,7 @@
 """Account: a person's global identity, keyed by normalised email.
 
 It holds the one live temporary password (if any): its slow hash and lifecycle. The
-sealed copy for delivery lives outside the event store (see adapters/recorders.py),
+sealed copy for delivery lives outside the event store (see eventstore/side_tables.py),
 so destroying it is final even though the events are immutable (rule 13).
 """
 

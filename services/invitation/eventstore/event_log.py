@@ -26,15 +26,14 @@ from eventsourcing.utils import resolve_topic
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from services.invitation.adapters.store import store_env
-from services.invitation.application import InvitationStore
-from services.invitation.envelopes import (
+from services.invitation.eventstore.envelopes import (
     PUBLISHED_TOPICS,
     STORED_TRANSCODER,
     stored_envelope,
     to_envelope,
     topics_of,
 )
+from services.invitation.eventstore.store import InvitationStore, store_env
 from shared.contract import EventEnvelope
 
 

@@ -1,20 +1,15 @@
-"""Application recorders that write two side tables in the same transaction as the events.
+"""The PostgreSQL invitation store: events, side tables (replies, sealed secrets) and audit
+tables written in one transaction, and the relay's tracking table.
 
-- `<prefix>_commands`: the first reply to each command id (idempotency across restarts).
-  Written atomically with the command's events: a reply exists iff its events do.
-- `<prefix>_sealed_secrets`: the sealed copy of each live temporary password. Deleting a
-  row is crypto-shredding: the events never held the plaintext or the sealed copy, so
-  once the row is gone the password cannot be recovered from anything (rule 13).
+The side tables: `side_tables.py`. The audit tables: `chain.py`, `postgres_audit.py`."""
 
-Both hook eventsourcing's `_insert_events`, which runs inside the insert transaction.
-"""
+# Table names are interpolated into SQL: fixed at construction, never input.
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -24,41 +19,14 @@ from eventsourcing.postgres import (
     PostgresDatastore,
     PostgresTrackingRecorder,
 )
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier, Literal
 
-from services.invitation.adapters.chain import (
-    PostgresAuditTables,
+from services.invitation.eventstore.chain import (
     PreparedRows,
-    SQLiteAuditTables,
 )
-
-
-@dataclass(frozen=True)
-class StoredReply:
-    command_id: str
-    fingerprint: str
-    reply_json: str
-
-
-@dataclass
-class SideWrites:
-    """What a unit of work writes beside its events, in the same transaction."""
-
-    replies: list[StoredReply] = field(default_factory=list)
-    sealed: list[tuple[UUID, bytes]] = field(default_factory=list)
-    shredded: list[UUID] = field(default_factory=list)
-
-
-class SideTables(Protocol):
-    def select_streams(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]: ...
-
-    def lookup_replies(self, command_ids: Sequence[str]) -> dict[str, StoredReply]: ...
-
-    def read_sealed(self, temp_password_id: UUID) -> bytes | None: ...
-
-    def count_sealed(self) -> int: ...
+from services.invitation.eventstore.postgres_audit import PostgresAuditTables
+from services.invitation.eventstore.side_tables import SideWrites, StoredReply
 
 
 @contextmanager
@@ -108,7 +76,7 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
                 "sealed bytea NOT NULL, sealed_at timestamptz NOT NULL DEFAULT now())"
             ).format(self._sealed)
         )
-        # Hash chain and stream index, written with the events (adapters/chain.py).
+        # Hash chain and stream index, written with the events (eventstore/chain.py).
         self.audit = PostgresAuditTables(datastore, events_table_name)
         self.sql_create_statements.extend(self.audit.create_statements())
         events = SQL("{}.{}").format(schema, Identifier(events_table_name))
@@ -273,119 +241,3 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
             curs.execute(SQL("SELECT count(*) AS n FROM {}").format(self._sealed))
             row = curs.fetchone()
         return int(row["n"]) if row else 0
-
-
-class SQLiteInvitationRecorder(SQLiteApplicationRecorder):
-    _COMMANDS = "invitation_commands"
-    _SEALED = "invitation_sealed_secrets"
-
-    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
-        # Before super(), which builds the create statements.
-        self.audit = SQLiteAuditTables(datastore, events_table_name, "invitation")
-        super().__init__(datastore, events_table_name)
-
-    def construct_create_table_statements(self) -> list[str]:
-        return [
-            *super().construct_create_table_statements(),
-            f"CREATE TABLE IF NOT EXISTS {self._COMMANDS} (command_id TEXT PRIMARY KEY, "
-            "fingerprint TEXT NOT NULL, reply TEXT NOT NULL)",
-            f"CREATE TABLE IF NOT EXISTS {self._SEALED} (temp_password_id TEXT PRIMARY KEY, "
-            "sealed BLOB NOT NULL)",
-            *self.audit.create_statements(),
-        ]
-
-    def _insert_events(
-        self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        side: SideWrites | None = kwargs.get("side")
-        if side is not None:
-            if side.replies:
-                c.executemany(
-                    f"INSERT INTO {self._COMMANDS} (command_id, fingerprint, reply) "
-                    "VALUES (?, ?, ?)",
-                    [(r.command_id, r.fingerprint, r.reply_json) for r in side.replies],
-                )
-            if side.sealed:
-                c.executemany(
-                    f"INSERT INTO {self._SEALED} (temp_password_id, sealed) VALUES (?, ?)",
-                    [(str(i), s) for i, s in side.sealed],
-                )
-            for temp_password_id in side.shredded:
-                c.execute(
-                    f"DELETE FROM {self._SEALED} WHERE temp_password_id = ?",
-                    (str(temp_password_id),),
-                )
-        ids = super()._insert_events(c, stored_events, **kwargs)
-        self.audit.append(c, stored_events, ids or [])
-        return ids
-
-    def select_streams(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
-        """Every event of many streams in one query per 500 ids, each in version order."""
-        ids = [i.hex for i in originator_ids]
-        events: list[StoredEvent] = []
-        with self.datastore.transaction(commit=False) as c:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                c.execute(
-                    "SELECT originator_id, originator_version, topic, state "
-                    f"FROM {self.events_table_name} WHERE originator_id IN ({marks}) "
-                    "ORDER BY originator_id, originator_version",
-                    chunk,
-                )
-                events.extend(
-                    StoredEvent(
-                        originator_id=UUID(row[0]),
-                        originator_version=row[1],
-                        topic=row[2],
-                        state=bytes(row[3]),
-                    )
-                    for row in c.fetchall()
-                )
-        return events
-
-    def lookup_replies(self, command_ids: Sequence[str]) -> dict[str, StoredReply]:
-        found: dict[str, StoredReply] = {}
-        ids = list(command_ids)
-        with self.datastore.transaction(commit=False) as c:
-            for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                c.execute(
-                    f"SELECT command_id, fingerprint, reply FROM {self._COMMANDS} "
-                    f"WHERE command_id IN ({marks})",
-                    chunk,
-                )
-                for row in c.fetchall():
-                    found[row[0]] = StoredReply(row[0], row[1], row[2])
-        return found
-
-    def read_sealed(self, temp_password_id: UUID) -> bytes | None:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT sealed FROM {self._SEALED} WHERE temp_password_id = ?",
-                (str(temp_password_id),),
-            )
-            row = c.fetchone()
-        return None if row is None else bytes(row[0])
-
-    def read_sealed_many(self, temp_password_ids: Sequence[UUID]) -> dict[UUID, bytes]:
-        """The sealed copies that still exist, 500 ids per query."""
-        ids = [str(i) for i in temp_password_ids]
-        found: dict[UUID, bytes] = {}
-        with self.datastore.transaction(commit=False) as c:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                c.execute(
-                    f"SELECT temp_password_id, sealed FROM {self._SEALED} "
-                    f"WHERE temp_password_id IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                )
-                found.update({UUID(row[0]): bytes(row[1]) for row in c.fetchall()})
-        return found
-
-    def count_sealed(self) -> int:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT count(*) FROM {self._SEALED}")
-            row = c.fetchone()
-        return int(row[0]) if row else 0

@@ -27,11 +27,24 @@ from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscode
 from eventsourcing.utils import get_topic
 from pydantic import TypeAdapter
 
-from services.invitation.application import settings_json
 from services.invitation.domain.tenant import TenantSettings
 from shared.contract import EventEnvelope
 
 _duration = TypeAdapter(timedelta)
+_durations = TypeAdapter(list[timedelta])
+
+
+def settings_json(settings: TenantSettings) -> dict[str, Any]:
+    return {
+        "contractor_enabled": settings.contractor_enabled,
+        "temp_password_delivery": settings.temp_password_delivery,
+        "invitation_ttl": _durations.dump_python([settings.invitation_ttl], mode="json")[0],
+        "temp_password_ttl": _durations.dump_python([settings.temp_password_ttl], mode="json")[0],
+        "expiry_reminders": _durations.dump_python(list(settings.expiry_reminders), mode="json"),
+        "admin_notification_emails": list(settings.admin_notification_emails),
+    }
+
+
 _EVENT_ID_NAMESPACE = UUID("0c9e7b52-4a8f-4f0e-9a43-51f2d4b7e0a1")
 _EVENT_ID_HASH = sha1(_EVENT_ID_NAMESPACE.bytes, usedforsecurity=False)
 
