@@ -39,7 +39,7 @@ from psycopg import sql
 from services.invitation.adapters.store import store_env
 from services.invitation.application import IncomingCommand, InvitationService, InvitationStore
 from services.invitation.event_log import EventLog
-from services.notifier.adapters.store import open_store
+from services.notifier.adapters.ledger import open_store
 from services.notifier.application import Planner
 from services.notifier.domain.delivery import REPLAYED
 from shared import contract as c

@@ -40,10 +40,10 @@ from services.invitation.application import InvitationService, InvitationStore
 from services.invitation.entrypoints.commands import Malformed, parse_command
 from services.invitation.event_log import EventLog
 from services.notifier.adapters.commands import delivered_command
+from services.notifier.adapters.ledger import OutboxEmail
 from services.notifier.adapters.passwords import SealedPasswords
 from services.notifier.adapters.rendering import Renderer
 from services.notifier.adapters.smtp import SmtpMailer
-from services.notifier.adapters.store import OutboxEmail
 from services.notifier.bootstrap import sealed_copies, smtp_config
 from services.notifier.delivery import Composer
 from services.notifier.domain.planning import plan

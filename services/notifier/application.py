@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
-from services.notifier.adapters.store import Json, NotifierStore, PlanStep, StateLoader
+from services.notifier.adapters.ledger import Json, NotifierStore, PlanStep, StateLoader
 from services.notifier.domain.delivery import PENDING
 from services.notifier.domain.emails import PlannedEmail
 from services.notifier.domain.planning import (

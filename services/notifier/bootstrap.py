@@ -14,10 +14,10 @@ from services.invitation.adapters.recorders import (
 )
 from services.invitation.event_log import EventLog
 from services.notifier.adapters.commands import CommandPublisher
+from services.notifier.adapters.ledger import open_store
 from services.notifier.adapters.passwords import SealedCopies, SealedPasswords
 from services.notifier.adapters.rendering import Renderer
 from services.notifier.adapters.smtp import SmtpConfig, SmtpMailer
-from services.notifier.adapters.store import open_store
 from services.notifier.application import Planner
 from services.notifier.delivery import Composer, DeliveryEngine, DeliveryReports
 from services.notifier.domain.delivery import RetryPolicy

@@ -36,8 +36,8 @@ from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
 
+from services.notifier.adapters.ledger import NotifierStore, OutboxEmail
 from services.notifier.adapters.rendering import Renderer, build_message
-from services.notifier.adapters.store import NotifierStore, OutboxEmail
 from services.notifier.domain.delivery import (
     Failed,
     Outcome,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from services.notifier.adapters.store import Delivery, open_store
+from services.notifier.adapters.ledger import Delivery, open_store
 
 
 def received(

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from services.invitation.event_log import EventLog
-from services.notifier.adapters.store import open_store
+from services.notifier.adapters.ledger import open_store
 from services.notifier.application import Planner
 from services.notifier.domain.delivery import REPLAYED
 from services.notifier.domain.planning import EVENT_TYPES

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from services.notifier.adapters.store import NotifierStore
+from services.notifier.adapters.ledger import NotifierStore
 from services.notifier.application import Planner
 from services.notifier.delivery import DeliveryEngine, DeliveryReports
 from services.notifier.metrics import Metrics

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from services.invitation.event_log import EventLog
-from services.notifier.adapters.store import OutboxEmail, _Postgres
+from services.notifier.adapters.ledger import OutboxEmail, _Postgres
 from services.notifier.domain.delivery import Outcome, Retry, Sent
 from services.notifier.domain.planning import EVENT_TYPES as READ
 from services.notifier.mailbox import received

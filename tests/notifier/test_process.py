@@ -15,7 +15,7 @@ import aio_pika
 import pytest
 
 from services.invitation.event_log import EventLog
-from services.notifier.adapters.store import open_store
+from services.notifier.adapters.ledger import open_store
 from services.notifier.mailbox import received
 from services.notifier.settings import NotifierSettings
 from shared.ops_http import probe

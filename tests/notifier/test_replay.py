@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from services.invitation.event_log import EventLog
-from services.notifier.adapters.store import NotifierStore, open_store
+from services.notifier.adapters.ledger import NotifierStore, open_store
 from services.notifier.application import Planner
 from services.notifier.domain.delivery import Sent
 from services.notifier.domain.planning import EVENT_TYPES

@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.notifier.adapters.store import NotifierStore, PlanStep, StateLoader, open_store
+from services.notifier.adapters.ledger import NotifierStore, PlanStep, StateLoader, open_store
 from services.notifier.domain.delivery import PENDING, REPLAYED
 from services.notifier.domain.emails import Kind, PlannedEmail
 
