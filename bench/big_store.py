@@ -39,7 +39,7 @@ from psycopg import sql
 from services.invitation.adapters.store import store_env
 from services.invitation.application import IncomingCommand, InvitationService, InvitationStore
 from services.invitation.event_log import EventLog
-from services.notifier.adapters.ledger import open_store
+from services.notifier.adapters.ledger import open_ledger
 from services.notifier.application import Planner
 from services.notifier.domain.delivery import REPLAYED
 from shared import contract as c
@@ -176,18 +176,18 @@ def plan_notifier(url: str, progress: Progress = print) -> int:
 
     New rows are recorded `replayed`, not `pending`: nothing is ever sent from this store.
     """
-    store = open_store(url)
+    ledger = open_ledger(url)
     events = EventLog(url)
     try:
-        planner = Planner(events, store)
+        planner = Planner(events, ledger)
         last = events.max_position()
         while (step := planner.plan_once(status=REPLAYED)) is not None:
             if step.position // 100_000 != (step.position - step.events) // 100_000:
                 progress(f"notifier planning: {step.position:,}/{last:,}")
-        return store.position()
+        return ledger.position()
     finally:
         events.close()
-        store.close()
+        ledger.close()
 
 
 def _analyze(schema: str) -> None:

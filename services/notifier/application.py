@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
-from services.notifier.adapters.ledger import Json, NotifierStore, PlanStep, StateLoader
+from services.notifier.adapters.ledger import EmailLedger, Json, PlanStep, StateLoader
 from services.notifier.domain.delivery import PENDING
 from services.notifier.domain.emails import PlannedEmail
 from services.notifier.domain.planning import (
@@ -93,7 +93,7 @@ class Planner:
     def __init__(
         self,
         events: EventSource,
-        store: NotifierStore,
+        store: EmailLedger,
         *,
         batch_size: int = 1000,
         resident_state: dict[str, Json | None] | None = None,
@@ -142,7 +142,7 @@ class Planner:
                 stale = superseded_invitation(envelope)
                 if stale is not None:
                     # Earlier rows of this batch are dropped here, older ones in the store
-                    # (those planned before this event only: see NotifierStore.plan).
+                    # (those planned before this event only: see EmailLedger.plan).
                     superseded[stale] = envelope.position
                     for index in invitation_emails.pop(stale, ()):
                         planned[index] = None

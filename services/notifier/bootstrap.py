@@ -14,7 +14,7 @@ from services.invitation.adapters.recorders import (
 )
 from services.invitation.event_log import EventLog
 from services.notifier.adapters.commands import CommandPublisher
-from services.notifier.adapters.ledger import open_store
+from services.notifier.adapters.ledger import open_ledger
 from services.notifier.adapters.passwords import SealedCopies, SealedPasswords
 from services.notifier.adapters.rendering import Renderer
 from services.notifier.adapters.smtp import SmtpConfig, SmtpMailer
@@ -54,7 +54,7 @@ def sealed_copies(event_log: EventLog) -> SealedCopies:
 
 def build_runtime(settings: NotifierSettings, publisher: CommandPublisher) -> NotifierRuntime:
     """Connects to the database (blocking: call it from a thread in async code)."""
-    store = open_store(settings.database_url)
+    store = open_ledger(settings.database_url)
     # Only what planning reads: the planner skips the other types in SQL.
     event_log = EventLog(settings.database_url, event_types=EVENT_TYPES)
     metrics = Metrics()

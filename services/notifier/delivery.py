@@ -36,7 +36,7 @@ from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
 
-from services.notifier.adapters.ledger import NotifierStore, OutboxEmail
+from services.notifier.adapters.ledger import EmailLedger, OutboxEmail
 from services.notifier.adapters.rendering import Renderer, build_message
 from services.notifier.domain.delivery import (
     Failed,
@@ -119,7 +119,7 @@ class _Claimed:
 class DeliveryEngine:
     def __init__(
         self,
-        store: NotifierStore,
+        store: EmailLedger,
         composer: Composer,
         passwords: Passwords,
         mailer_factory: Callable[[], Mailer],
@@ -408,7 +408,7 @@ class DeliveryReports:
 
     def __init__(
         self,
-        store: NotifierStore,
+        store: EmailLedger,
         recorder: DeliveryRecorder,
         *,
         metrics: Metrics | None = None,

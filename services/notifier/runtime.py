@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from services.notifier.adapters.ledger import NotifierStore
+from services.notifier.adapters.ledger import EmailLedger
 from services.notifier.application import Planner
 from services.notifier.delivery import DeliveryEngine, DeliveryReports
 from services.notifier.metrics import Metrics
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class NotifierRuntime:
     def __init__(
         self,
-        store: NotifierStore,
+        store: EmailLedger,
         planner: Planner,
         engine: DeliveryEngine,
         reports: DeliveryReports,
