@@ -40,8 +40,8 @@ from services.invitation.adapters.store import store_env
 from services.invitation.application import IncomingCommand, InvitationService, InvitationStore
 from services.invitation.event_log import EventLog
 from services.notifier.adapters.ledger import open_ledger
-from services.notifier.application import Planner
 from services.notifier.domain.delivery import REPLAYED
+from services.notifier.planner import Planner
 from shared import contract as c
 from shared.database import postgres_conninfo
 from shared.secrets import HashCost, TempPasswordHasher, TokenSigner

@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 from services.invitation.event_log import EventLog
 from services.notifier.adapters.ledger import open_ledger
-from services.notifier.application import Planner
 from services.notifier.domain.delivery import REPLAYED
 from services.notifier.domain.planning import EVENT_TYPES
+from services.notifier.planner import Planner
 from shared.collector import paused_collector
 from shared.settings import ServiceSettings
 

@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable
 
 from services.notifier.adapters.ledger import EmailLedger
-from services.notifier.application import Planner
 from services.notifier.delivery import DeliveryEngine, DeliveryReports
 from services.notifier.metrics import Metrics
+from services.notifier.planner import Planner
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ import pytest
 
 from services.invitation.event_log import EventLog
 from services.notifier.adapters.ledger import EmailLedger, open_ledger
-from services.notifier.application import Planner
 from services.notifier.domain.delivery import Sent
 from services.notifier.domain.planning import EVENT_TYPES
 from services.notifier.mailbox import received
+from services.notifier.planner import Planner
 from services.notifier.replay import rebuild
 from services.notifier.replay import reset as reset_for_replay
 from shared.settings import ServiceSettings
