@@ -40,12 +40,12 @@ from services.invitation.application import InvitationService, InvitationStore
 from services.invitation.entrypoints.commands import Malformed, parse_command
 from services.invitation.event_log import EventLog
 from services.notifier.adapters.commands import delivered_command
+from services.notifier.adapters.composer import Composer
 from services.notifier.adapters.ledger import OutboxEmail
 from services.notifier.adapters.passwords import SealedPasswords
 from services.notifier.adapters.rendering import Renderer
 from services.notifier.adapters.smtp import SmtpMailer
 from services.notifier.bootstrap import sealed_copies, smtp_config
-from services.notifier.delivery import Composer
 from services.notifier.domain.planning import plan
 from services.notifier.settings import NotifierSettings
 from shared.contract import EventEnvelope, Reply

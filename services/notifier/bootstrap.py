@@ -14,17 +14,19 @@ from services.invitation.adapters.recorders import (
 )
 from services.invitation.event_log import EventLog
 from services.notifier.adapters.commands import CommandPublisher
+from services.notifier.adapters.composer import Composer
 from services.notifier.adapters.ledger import open_ledger
 from services.notifier.adapters.passwords import SealedCopies, SealedPasswords
 from services.notifier.adapters.rendering import Renderer
 from services.notifier.adapters.smtp import SmtpConfig, SmtpMailer
-from services.notifier.delivery import Composer, DeliveryEngine, DeliveryReports
+from services.notifier.delivery_reports import DeliveryReports
 from services.notifier.domain.delivery import RetryPolicy
 from services.notifier.domain.planning import EVENT_TYPES
 from services.notifier.entrypoints.events import WakeupConsumer
 from services.notifier.metrics import Metrics
 from services.notifier.planner import Planner
 from services.notifier.runtime import NotifierRuntime
+from services.notifier.sender import DeliveryEngine
 from services.notifier.settings import NotifierSettings
 from shared.ops_http import NotReadyError, add_ops_http, blocking, broker_checks
 from shared.secrets import TokenSigner

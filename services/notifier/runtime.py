@@ -13,9 +13,10 @@ import logging
 from collections.abc import Callable
 
 from services.notifier.adapters.ledger import EmailLedger
-from services.notifier.delivery import DeliveryEngine, DeliveryReports
+from services.notifier.delivery_reports import DeliveryReports
 from services.notifier.metrics import Metrics
 from services.notifier.planner import Planner
+from services.notifier.sender import DeliveryEngine
 
 log = logging.getLogger(__name__)
 
