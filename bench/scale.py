@@ -37,7 +37,7 @@ from services.expiry import replay as expiry_replay
 from services.invitation.application import InvitationService
 from services.invitation.eventstore import InvitationStore, store_env
 from services.notifier import replay as notifier_replay
-from services.notifier.adapters.store import open_store
+from services.notifier.adapters.ledger import open_ledger
 from shared.settings import ServiceSettings
 from tests.support import ROOT, TEST_SECRETS_KEY, temporary_schema
 
@@ -73,7 +73,7 @@ def _settings(url: str) -> ServiceSettings:
 
 
 def measure_replay_notifier(store: big_store.BigStore) -> float:
-    notifier = open_store(store.url)
+    notifier = open_ledger(store.url)
     try:
         until = notifier.position()
     finally:
