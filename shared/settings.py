@@ -82,7 +82,7 @@ def decode_secrets_key(value: str) -> bytes:
     raise ValueError("SECRETS_KEY must be base64 of exactly 32 random bytes")
 
 
-# Each test below fails for 32 bytes from a CSPRNG with a probability under 1e-13.
+# Each check below flags 32 bytes from a CSPRNG with a probability under 1e-13.
 _LONGEST_REPEATED_PATTERN = 8
 _FEWEST_DISTINCT_BYTES = 16
 
