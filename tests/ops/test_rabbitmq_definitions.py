@@ -6,7 +6,6 @@ RabbitMQ on this machine, where the broker itself refuses what a user may not pu
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import uuid
@@ -21,6 +20,7 @@ from deploy.rabbitmq import definitions as tables
 from shared.contract import COMMANDS, INTERNAL_COMMANDS
 from shared.topology import COMMANDS_EXCHANGE_NAME, EVENTS_EXCHANGE_NAME
 from tests.ops.least_privilege import DEFINITIONS, BrokerUsers, broker_users, rabbitmqctl
+from tests.support import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -191,12 +191,11 @@ def topic_refused(command: str) -> str:
 
 
 async def next_message(queue: aio_pika.abc.AbstractQueue) -> aio_pika.abc.AbstractIncomingMessage:
-    for _ in range(50):  # bounded: 5 s
-        message = await queue.get(fail=False, no_ack=True)
-        if message is not None:
-            return message
-        await asyncio.sleep(0.1)
-    raise AssertionError("no message arrived")
+    message = await wait_for(
+        lambda: queue.get(fail=False, no_ack=True), timeout=5, what="the published command"
+    )
+    assert isinstance(message, aio_pika.abc.AbstractIncomingMessage)
+    return message
 
 
 @pytest.mark.integration
