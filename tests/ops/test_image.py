@@ -111,7 +111,7 @@ def test_everything_the_build_copies_is_in_the_build_context() -> None:
 
 
 def test_the_build_context_leaves_out_secrets_and_local_state() -> None:
-    for path in (".env", ".venv", ".git", "var", "tests"):
+    for path in (".env", "secrets", "secrets/secrets_key", ".venv", ".git", "var", "tests"):
         assert dockerignored(path), path
 
 
