@@ -6,12 +6,11 @@ import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Annotated, cast
 from urllib.parse import urlsplit
 
 import psycopg
 from eventsourcing.persistence import PersistenceError
-from pydantic import ValidationError
 
 from services.invitation.eventstore import (
     AuditTables,
@@ -21,7 +20,9 @@ from services.invitation.eventstore import (
     store_env,
 )
 from shared.database import postgres_conninfo
-from shared.settings import ServiceSettings
+from shared.settings import FROM_FILE, ServiceSettings
+from shared.settings import ConfigurationError as SettingsError
+from shared.settings import load_settings as load_service_settings
 
 
 class CliError(Exception):
@@ -50,8 +51,8 @@ class OperatorSettings(ServiceSettings):
     """The CLI's environment. No defaults for where to read or publish: a missing
     DATABASE_URL must not quietly read some local database and report "nothing"."""
 
-    database_url: str
-    amqp_url: str | None = None  # type: ignore[assignment]
+    database_url: Annotated[str, FROM_FILE]
+    amqp_url: Annotated[str | None, FROM_FILE] = None  # type: ignore[assignment]
 
     def require_amqp_url(self) -> str:
         if self.amqp_url is None:
@@ -61,16 +62,9 @@ class OperatorSettings(ServiceSettings):
 
 def load_settings() -> OperatorSettings:
     try:
-        return OperatorSettings()
-    except ValidationError as error:
-        problems = "; ".join(_problem(e) for e in error.errors(include_input=False))
-        raise ConfigurationError(problems) from None
-
-
-def _problem(error: Any) -> str:
-    if error["type"] == "missing" and error["loc"]:
-        return f"{str(error['loc'][0]).upper()} is required (it has no default)"
-    return str(error["msg"])
+        return load_service_settings(OperatorSettings)
+    except SettingsError as error:
+        raise ConfigurationError(str(error)) from None
 
 
 @dataclass

@@ -52,7 +52,7 @@ def test_without_database_url_a_store_command_refuses_instead_of_reading_a_defau
     result = store.run("audit", "--format", "json", DATABASE_URL=None)  # type: ignore[arg-type]
 
     assert result.exit_code == 2
-    assert "DATABASE_URL is required" in result.stderr
+    assert "DATABASE_URL: Field required" in result.stderr
     assert result.stdout == ""
 
 
