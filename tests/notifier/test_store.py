@@ -19,10 +19,12 @@ from services.notifier.domain.emails import Kind, PlannedEmail
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def store(
-    request: pytest.FixtureRequest, tmp_path: Path, database_url: str
-) -> Iterator[NotifierStore]:
-    url = database_url if request.param == "postgres" else f"sqlite:///{tmp_path}/notifier.db"
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NotifierStore]:
+    # Only the PostgreSQL variant asks for a schema: the SQLite one needs no server at all.
+    if request.param == "postgres":
+        url = request.getfixturevalue("database_url")
+    else:
+        url = f"sqlite:///{tmp_path}/notifier.db"
     store = open_store(url)
     yield store
     store.close()
