@@ -1,4 +1,6 @@
-"""The two tiers stay honest: `pytest -m "not integration"` needs no server running.
+"""The fixtures every folder shares, and the guard that keeps the two tiers honest.
+
+`pytest -m "not integration"` needs no server running.
 
 A test without the `integration` marker that reaches PostgreSQL or RabbitMQ fails,
 naming the server, however the connection was made: a socket to their ports (aio-pika,
@@ -11,15 +13,18 @@ not watched; they get their URLs from helpers that are.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
-from collections.abc import Generator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
+from shared.command_client import CommandClient
 from tests import support
+from tests.fakes import FakeClock
 
 SERVERS = {
     urlsplit(support.POSTGRES).port or 5432: "PostgreSQL",
@@ -118,3 +123,41 @@ def pytest_runtest_makereport(
             report.longrepr = "\n".join(violations)
     violations.clear()
     return report
+
+
+# -- fixtures every folder shares ---------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def secrets_key() -> bytes:
+    return os.urandom(32)
+
+
+@pytest.fixture
+def tenant() -> str:
+    return f"t-{support.suffix()}"
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    """A schema per test module, for the services its tests start."""
+    with support.temporary_schema() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def amqp_url() -> Iterator[str]:
+    """A vhost per test module, so no other module's service consumes its commands."""
+    with support.temporary_vhost() as url:
+        yield url
+
+
+@pytest.fixture
+async def client(amqp_url: str) -> AsyncIterator[CommandClient]:
+    async with CommandClient(amqp_url) as command_client:
+        yield command_client

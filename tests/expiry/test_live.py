@@ -6,27 +6,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from services.invitation.eventstore import EventLog
 from shared.command_client import CommandClient
 from shared.contract import EventEnvelope
-from tests.support import ServiceProcess, unique, wait_for
+from tests.support import ServiceProcess, invitation_service_ready, unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 Start = Callable[..., ServiceProcess]
-
-
-@pytest_asyncio.fixture
-async def client(amqp_url: str) -> AsyncIterator[CommandClient]:
-    async with CommandClient(amqp_url) as command_client:
-        yield command_client
 
 
 @pytest.fixture
@@ -42,25 +35,6 @@ async def send(client: CommandClient, name: str, **fields: Any) -> dict[str, Any
     assert reply.status == "accepted", reply
     assert reply.result is not None
     return reply.result
-
-
-async def invitation_service_ready(client: CommandClient) -> None:
-    async def answered() -> bool:
-        try:
-            await client.send(
-                "register_account",
-                {
-                    "command_id": str(uuid.uuid4()),
-                    "actor": "service:test",
-                    "email": f"{unique('probe')}@example.com",
-                },
-                within=1.0,
-            )
-        except TimeoutError:
-            return False
-        return True
-
-    await wait_for(answered, timeout=30, what="the invitation service to answer")
 
 
 async def expiry_ready(process: ServiceProcess) -> None:

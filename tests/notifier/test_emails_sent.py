@@ -13,9 +13,10 @@ from services.invitation.domain.ids import account_uuid
 from services.notifier.mailbox import received
 from shared.contract import AcceptInvitation
 from shared.secrets import TempPasswordHasher
+from tests.fakes import FakeClock
 from tests.support import wait_for
 
-from .conftest import Clock, CommandRelay, Invitations, SmtpSink
+from .conftest import CommandRelay, Invitations, SmtpSink
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +103,7 @@ async def test_manual_invitation_warns_the_invitee_and_tells_the_administrators(
 
 
 async def test_contractor_gets_read_only_terms_reminders_and_the_end_notice(
-    invitations: Invitations, smtp: SmtpSink, clock: Clock, start_notifier: Any
+    invitations: Invitations, smtp: SmtpSink, clock: FakeClock, start_notifier: Any
 ) -> None:
     t = tenant()
     invitations.do(
@@ -242,7 +243,7 @@ async def test_mass_invite_tells_the_administrators_its_counts_and_where_the_pas
 async def test_a_temporary_password_gone_before_sending_is_never_sent_empty(
     invitations: Invitations,
     smtp: SmtpSink,
-    clock: Clock,
+    clock: FakeClock,
     start_notifier: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
