@@ -1,8 +1,12 @@
-"""Fakes the tests share: the one clock a test moves, and the instant it starts at."""
+"""Fakes the tests share: the clock a test moves, and an event log in memory."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+from shared.contract import EventEnvelope
 
 T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 
@@ -35,3 +39,50 @@ class FakeClock:
     def to(self, moment: datetime) -> datetime:
         self.now = moment
         return moment
+
+
+class MemoryLog:
+    """An event log in memory, read like EventLog (sparse positions, high water)."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[EventEnvelope] = []
+        self.position = 0
+
+    def read_with_high_water(
+        self, after: int = 0, limit: int = 1000
+    ) -> tuple[list[EventEnvelope], int]:
+        page = [e for e in self.envelopes if e.position > after][:limit]
+        return page, (page[-1].position if page else after)
+
+    def user_invited(self, tenant: str, email: str, link_expires_at: datetime) -> str:
+        invitation_id = str(uuid4())
+        self.add(
+            "UserInvited",
+            tenant,
+            invitation_id=invitation_id,
+            email=email,
+            role="user",
+            access_expires_at=None,
+            invitation_expires_at=link_expires_at.isoformat(),
+            invited_by="admin@example.com",
+            batch_id=None,
+            display_name=None,
+        )
+        return invitation_id
+
+    def add(self, event_type: str, tenant: str, **data: Any) -> None:
+        self.position += 2
+        self.envelopes.append(
+            EventEnvelope(
+                event_id=uuid4(),
+                event_type=event_type,
+                occurred_at=datetime.now(UTC),
+                position=self.position,
+                tenant_id=tenant,
+                aggregate_id=uuid4(),
+                aggregate_version=1,
+                correlation_id=None,
+                actor="admin@example.com",
+                data=data,
+            )
+        )
