@@ -32,11 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from bench.core import Figure, Scale, Suite
 from bench.expiry import service_ready
@@ -50,7 +48,9 @@ from shared.contract import EventEnvelope, Reply
 from tests.fakes import MemoryLog
 from tests.support import (
     ServiceProcess,
+    enable_contractors,
     free_port,
+    send_with_end_in,
     service_env,
     suffix,
     temporary_schema,
@@ -58,7 +58,6 @@ from tests.support import (
     wait_for,
 )
 
-ADMIN = "bench.admin@example.com"
 NEAR = 10
 OVERDUE = 20
 LOGS = Path("var/bench/deadlines")
@@ -122,26 +121,6 @@ async def _runner_overdue_and_stop() -> tuple[float, float]:
 # -- live ----------------------------------------------------------------------------------
 
 
-async def _send(client: CommandClient, name: str, **fields: Any) -> None:
-    body = {"command_id": str(uuid.uuid4()), "actor": ADMIN, **fields}
-    reply = await client.send(name, body, within=30)
-    if reply.status != "accepted":
-        raise RuntimeError(f"{name} refused: {reply.error}")
-
-
-async def _contractor(client: CommandClient, tenant: str, email: str, seconds: float) -> datetime:
-    end = _in(seconds)
-    await _send(
-        client,
-        "invite_user",
-        tenant_id=tenant,
-        email=email,
-        role="contractor",
-        access_expires_at=end.isoformat(),
-    )
-    return end
-
-
 def _events(database_url: str, tenant: str, event_type: str) -> dict[str, EventEnvelope]:
     """email -> its `event_type` event in `tenant`."""
     log = EventLog(database_url)
@@ -168,6 +147,12 @@ async def _stored(
     return events
 
 
+async def _contractor(client: CommandClient, tenant: str, email: str, seconds: float) -> datetime:
+    """A contractor whose access ends in `seconds`: the end."""
+    fields = {"tenant_id": tenant, "email": email, "role": "contractor"}
+    return await send_with_end_in(client, seconds, "invite_user", **fields)
+
+
 def _late(event: EventEnvelope, due: datetime) -> float:
     return (event.occurred_at - due).total_seconds()
 
@@ -187,23 +172,12 @@ async def _live() -> dict[str, float]:
             await service_ready(expiry, ports["expiry"], within=60)
             async with CommandClient(amqp_url) as client:
                 tenant = f"bench-deadlines-{suffix()}"
-                await _send(
-                    client,
-                    "configure_tenant",
-                    tenant_id=tenant,
-                    contractor_enabled=True,
-                    expiry_reminders=["PT2S"],
-                )
+                await enable_contractors(client, tenant, "PT2S")
                 reminded, moved = f"carol-{suffix()}@bench.example", f"dan-{suffix()}@bench.example"
                 end = await _contractor(client, tenant, reminded, 4)
                 await _contractor(client, tenant, moved, 3600)
-                new_end = _in(3)
-                await _send(
-                    client,
-                    "set_contractor_expiry",
-                    tenant_id=tenant,
-                    email=moved,
-                    access_expires_at=new_end.isoformat(),
+                new_end = await send_with_end_in(
+                    client, 3, "set_contractor_expiry", tenant_id=tenant, email=moved
                 )
                 expired = await _stored(
                     database_url, tenant, "ContractorExpired", {reminded, moved}

@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,7 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
-async def invitation_service_ready(client: CommandClient) -> None:
+async def invitation_service_ready(client: CommandClient, timeout: float = 30) -> None:
     """Waits until the invitation service answers commands (its consumer is up)."""
 
     async def answered() -> bool:
@@ -114,7 +115,36 @@ async def invitation_service_ready(client: CommandClient) -> None:
             return False
         return True
 
-    await wait_for(answered, timeout=30, what="the invitation service to answer")
+    await wait_for(answered, timeout=timeout, what="the invitation service to answer")
+
+
+async def send_accepted(client: CommandClient, name: str, **fields: Any) -> dict[str, Any]:
+    """Sends command `name` as an administrator; its reply must accept it. The result."""
+    body = {"command_id": str(uuid.uuid4()), "actor": "admin@example.com", **fields}
+    reply = await client.send(name, body, within=30)
+    assert reply.status == "accepted", reply
+    assert reply.result is not None
+    return reply.result
+
+
+async def enable_contractors(client: CommandClient, tenant: str, *reminders: str) -> None:
+    """Lets `tenant` invite contractors, reminded `reminders` (ISO 8601) before their end."""
+    await send_accepted(
+        client,
+        "configure_tenant",
+        tenant_id=tenant,
+        contractor_enabled=True,
+        expiry_reminders=list(reminders),
+    )
+
+
+async def send_with_end_in(
+    client: CommandClient, seconds: float, name: str, **fields: Any
+) -> datetime:
+    """Sends command `name` (accepted) with an end of access `seconds` from now: that end."""
+    end = datetime.now(UTC) + timedelta(seconds=seconds)
+    await send_accepted(client, name, access_expires_at=end.isoformat(), **fields)
+    return end
 
 
 def service_env(database_url: str, amqp_url: str, **extra: str) -> dict[str, str]:

@@ -7,7 +7,6 @@ catches up, is measured in bench/deadlines.py, not asserted here.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +16,14 @@ import pytest
 from services.invitation.eventstore import EventLog
 from shared.command_client import CommandClient
 from shared.contract import EventEnvelope
-from tests.support import ServiceProcess, invitation_service_ready, unique, wait_for
+from tests.support import (
+    ServiceProcess,
+    enable_contractors,
+    invitation_service_ready,
+    send_with_end_in,
+    unique,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -29,14 +35,6 @@ def event_log(database_url: str) -> Any:
     log = EventLog(database_url)
     yield log
     log.close()
-
-
-async def send(client: CommandClient, name: str, **fields: Any) -> dict[str, Any]:
-    body = {"command_id": str(uuid.uuid4()), "actor": "admin@example.com", **fields}
-    reply = await client.send(name, body, within=10)
-    assert reply.status == "accepted", reply
-    assert reply.result is not None
-    return reply.result
 
 
 async def expiry_ready(process: ServiceProcess) -> None:
@@ -58,23 +56,10 @@ def events_of(event_log: EventLog, tenant: str, event_type: str) -> list[EventEn
 async def contractor_with_end_in(
     client: CommandClient, tenant: str, email: str, seconds: float
 ) -> datetime:
-    await send(
-        client,
-        "configure_tenant",
-        tenant_id=tenant,
-        contractor_enabled=True,
-        expiry_reminders=["PT2S"],
+    await enable_contractors(client, tenant, "PT2S")
+    return await send_with_end_in(
+        client, seconds, "invite_user", tenant_id=tenant, email=email, role="contractor"
     )
-    end = datetime.now(UTC) + timedelta(seconds=seconds)
-    await send(
-        client,
-        "invite_user",
-        tenant_id=tenant,
-        email=email,
-        role="contractor",
-        access_expires_at=end.isoformat(),
-    )
-    return end
 
 
 async def test_a_contractor_is_reminded_and_expired_live_exactly_once(
@@ -149,13 +134,8 @@ async def test_an_end_date_moved_earlier_is_enforced_at_the_new_date(
     tenant, email = unique("moved"), f"{unique('dan')}@example.com"
     await contractor_with_end_in(client, tenant, email, 3600)
 
-    new_end = datetime.now(UTC) + timedelta(seconds=3)
-    await send(
-        client,
-        "set_contractor_expiry",
-        tenant_id=tenant,
-        email=email,
-        access_expires_at=new_end.isoformat(),
+    new_end = await send_with_end_in(
+        client, 3, "set_contractor_expiry", tenant_id=tenant, email=email
     )
     expired = await wait_for(
         lambda: events_of(event_log, tenant, "ContractorExpired"),
