@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from shared.settings import ServiceSettings
+from shared.retry import RetrySettings
 from shared.topology import COMMANDS_EXCHANGE_NAME
 
 
-class NotifierSettings(ServiceSettings):
+class NotifierSettings(RetrySettings):
     # The mail server (contract names).
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
