@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.expiry.bootstrap import serve
+from services.expiry.bootstrap import build_service
 from services.expiry.settings import ExpirySettings
 from shared.event_loop import run
 from shared.logs import configure_logging
@@ -11,7 +11,7 @@ from shared.logs import configure_logging
 def main() -> None:
     settings = ExpirySettings()
     configure_logging("expiry", settings.log_level, settings.log_format)
-    run(serve(settings))
+    run(build_service(settings).run())
 
 
 if __name__ == "__main__":

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from shared.settings import ServiceSettings
+from shared.retry import RetrySettings
 from shared.topology import COMMANDS_EXCHANGE_NAME
 
 
-class ExpirySettings(ServiceSettings):
+class ExpirySettings(RetrySettings):
     # How often the event store is asked for new events once caught up (seconds).
     expiry_poll_interval: float = Field(default=0.2, gt=0, le=60)
     # No reply to a command after this long: send the same command again (doubling).
