@@ -1,7 +1,7 @@
 """The one skeleton the three services run in: dependencies, readiness, signals, stop.
 
-    service = Service("notifier", settings, broker, open_runtime, checks=...)
-    run(service.run())  # python -m services.notifier, until SIGTERM/SIGINT
+    service = Service("notifier", settings, broker, open_runtime, database=..., checks=...)
+    serve(service)  # python -m services.notifier: until SIGTERM/SIGINT, then exit 0
 
 In order, `run()`:
 1. serves /healthz, /readyz and /metrics (shared/ops_http.py) at once: alive, not ready;
@@ -18,8 +18,15 @@ One connection per service: the FastStream broker's robust connection. Whatever
 consumes or publishes with aio-pika directly opens its channels on it. When RabbitMQ
 goes away later, aio-pika reconnects it (every RETRY_WAIT_MAX_DELAY, one WARNING a try)
 and restores channels, queues and consumers; the runtime's loops retry through the
-policy. Meanwhile /readyz answers 503: the broker check is a round trip on that
-connection (a deleted vhost closes it), the database check the service's own query.
+policy. (aio-pika 10.2.1 can deadlock that reconnection when RabbitMQ cancels a consumer
+just before it closes the connection, as when a vhost is deleted: the service then stays
+not ready, truthfully, until restarted.)
+
+Readiness: `broker` opens and closes a channel on that connection (a deleted vhost
+closes it); `database` opens a connection of its own (bounded: it fails within 2 s when
+PostgreSQL is away, where a pool would wait 30 s), then runs the service's own query;
+then the service's other checks. Until the runtime runs, each says what start-up waits
+for.
 
 Why not FastStream's app lifecycle (`FastStream(broker).run()`): it raises when
 RabbitMQ is down at start (the services exited with 1 within 2 s), has no phase where
@@ -33,7 +40,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 from urllib.parse import urlencode, urlsplit
@@ -44,10 +53,11 @@ from faststream.rabbit import RabbitBroker
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from shared.database import postgres_conninfo
+from shared.event_loop import run
 from shared.ops_http import Check, NotReadyError, OpsServer, start_ops_http
 from shared.retry import RetrySettings, describe
 
-__all__ = ["Runtime", "Service", "close_channel", "database_answers", "service_broker"]
+__all__ = ["Runtime", "Service", "close_channel", "database_answers", "serve", "service_broker"]
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +65,25 @@ log = logging.getLogger(__name__)
 STOP_WITHIN = 9.0
 # How long the database may take to answer one try at start-up (libpq's minimum is 2).
 DATABASE_CONNECT_TIMEOUT = 2
+# How long one connection attempt to RabbitMQ may take: without a bound, an attempt that
+# met a vhost being deleted hung for good, and the connection never came back.
+AMQP_CONNECT_TIMEOUT = 5.0
 
 
 def service_broker(settings: RetrySettings, name: str, **options: Any) -> RabbitBroker:
     """The service's broker: its one RabbitMQ connection (no I/O until `connect`).
 
     `name` names the connection in RabbitMQ's management; `reconnect_interval`: after a
-    lost connection aio-pika tries again this often; `logger=None`: FastStream's
-    per-message lines are off (the services log their own).
+    lost connection aio-pika tries again this often, each try bounded by `timeout`;
+    `logger=None`: FastStream's per-message lines are off (the services log their own).
     """
     options.setdefault("logger", None)
     url = urlsplit(settings.amqp_url)
     query = "&".join(part for part in (url.query, urlencode({"name": name})) if part)
     return RabbitBroker(
         url._replace(query=query).geturl(),
-        reconnect_interval=settings.retry_wait_max_delay,
+        reconnect_interval=settings.wait_policy.max_delay,
+        timeout=AMQP_CONNECT_TIMEOUT,
         **options,
     )
 
@@ -126,19 +140,21 @@ class Service(Generic[R]):
         broker: RabbitBroker,
         open_runtime: Callable[[AbstractRobustConnection], R],
         *,
+        database: RuntimeCheck[R],
         checks: Mapping[str, RuntimeCheck[R]] | None = None,
         before_scrape: Iterable[Callable[[R], Awaitable[None]]] = (),
         registries: Sequence[CollectorRegistry] = (REGISTRY,),
     ) -> None:
         """`open_runtime` is blocking (run in a thread) and gets the broker's connection.
 
-        `checks` are readiness checks of the running service, beside the skeleton's own
-        `broker`; until the runtime runs, each fails with what start-up waits for.
+        `database` is the service's own query on its store (readiness's `database` runs it
+        once PostgreSQL answers); `checks` are its other readiness checks.
         """
         self.name = name
         self.broker = broker
         self._settings = settings
         self._open_runtime = open_runtime
+        self._database = database
         self._runtime_checks = dict(checks or {})
         self._before_scrape = list(before_scrape)
         self._registries = registries
@@ -233,7 +249,10 @@ class Service(Generic[R]):
     # -- readiness ----------------------------------------------------------------------------
 
     def _checks(self) -> dict[str, Check]:
-        checks: dict[str, Check] = {"broker": self._broker_answers}
+        checks: dict[str, Check] = {
+            "broker": self._broker_answers,
+            "database": self._database_answers,
+        }
         for name, check in self._runtime_checks.items():
             checks[name] = self._when_running(check, fail=True)
         return checks
@@ -247,6 +266,10 @@ class Service(Generic[R]):
             raise NotReadyError("connection lost; reconnecting")
         channel = await connection.channel()
         await channel.close()
+
+    async def _database_answers(self) -> object:
+        await asyncio.to_thread(database_answers, self._settings.database_url)
+        return await self._when_running(self._database, fail=True)()
 
     def _when_running(
         self, call: Callable[[R], Awaitable[Any]], *, fail: bool = False
@@ -290,3 +313,19 @@ class Service(Generic[R]):
             log.warning("%s took too long; going on with the stop", what)
         except Exception as error:
             log.warning("%s failed (%s); going on with the stop", what, describe(error))
+
+
+def serve(service: Service[Any]) -> None:
+    """Run `service` until SIGTERM/SIGINT, then exit with 0: `python -m services.<name>`."""
+    run(_run_then_exit(service))
+
+
+async def _run_then_exit(service: Service[Any]) -> None:
+    await service.run()
+    # The stop is complete. A blocking call still waiting on a dependency that went away
+    # (a pool waits 30 s for a connection) would hold the exit: the interpreter joins the
+    # worker threads. Nothing is left for it to do, so it is not waited for.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

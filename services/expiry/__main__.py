@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from services.expiry.bootstrap import build_service
 from services.expiry.settings import ExpirySettings
-from shared.event_loop import run
 from shared.logs import configure_logging
+from shared.service import serve
 
 
 def main() -> None:
     settings = ExpirySettings()
     configure_logging("expiry", settings.log_level, settings.log_format)
-    run(build_service(settings).run())
+    serve(build_service(settings))
 
 
 if __name__ == "__main__":

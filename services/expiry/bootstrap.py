@@ -92,10 +92,8 @@ def build_service(settings: ExpirySettings) -> Service[Runtime]:
         settings,
         broker,
         partial(open_runtime, settings),
-        checks={
-            "database": lambda runtime: asyncio.to_thread(runtime.event_log.max_position),
-            "schedule": schedule,
-        },
+        database=lambda runtime: asyncio.to_thread(runtime.event_log.max_position),
+        checks={"schedule": schedule},
         before_scrape=[sample_deadlines],
     )
 

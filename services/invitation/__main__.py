@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from services.invitation.bootstrap import build_service
 from services.invitation.settings import InvitationSettings
-from shared.event_loop import run
 from shared.logs import configure_logging
+from shared.service import serve
 
 
 def main() -> None:
     settings = InvitationSettings()
     configure_logging("invitation", settings.log_level, settings.log_format)
-    run(build_service(settings).run())
+    serve(build_service(settings))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from services.invitation.event_log import EventLog
 from services.invitation.settings import InvitationSettings
 from shared import metrics
 from shared.contract import Reply
-from shared.ops_http import broker_checks
+from shared.ops_http import subscribers_consuming
 from shared.secrets import HashCost, TempPasswordHasher
 from shared.service import Service, service_broker
 from shared.topology import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, EVENTS_EXCHANGE
@@ -106,7 +106,7 @@ def open_runtime(
 def build_service(settings: InvitationSettings) -> Service[Runtime]:
     """Nothing connects until `run()` (no I/O here: AsyncAPI generation builds it too)."""
     broker = build_broker(settings)
-    consuming = broker_checks(broker)["consuming"]
+    consuming = subscribers_consuming(broker)
 
     async def sample_relay_lag(runtime: Runtime) -> None:
         stored = await asyncio.to_thread(runtime.stored_position)
@@ -127,10 +127,8 @@ def build_service(settings: InvitationSettings) -> Service[Runtime]:
         settings,
         broker,
         partial(open_runtime, settings, broker),
-        checks={
-            "consuming": lambda _: consuming(),
-            "database": lambda runtime: asyncio.to_thread(runtime.stored_position),
-        },
+        database=lambda runtime: asyncio.to_thread(runtime.stored_position),
+        checks={"consuming": lambda _: consuming()},
         before_scrape=[sample_relay_lag],
     )
 

@@ -159,10 +159,8 @@ def build_service(settings: NotifierSettings) -> Service[Runtime]:
         settings,
         broker,
         partial(open_runtime, settings, metrics),
-        checks={
-            "consuming": consuming,
-            "database": lambda runtime: asyncio.to_thread(planned_position, runtime),
-        },
+        database=lambda runtime: asyncio.to_thread(planned_position, runtime),
+        checks={"consuming": consuming},
         before_scrape=[sample_position],
         registries=(REGISTRY, metrics.registry),
     )
