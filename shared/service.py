@@ -65,8 +65,8 @@ log = logging.getLogger(__name__)
 STOP_WITHIN = 9.0
 # How long the database may take to answer one try at start-up (libpq's minimum is 2).
 DATABASE_CONNECT_TIMEOUT = 2
-# How long one connection attempt to RabbitMQ may take: without a bound, an attempt that
-# met a vhost being deleted hung for good, and the connection never came back.
+# How long one connection attempt to RabbitMQ may take: unbounded, an attempt to a host
+# that drops packets waits out TCP's own timeout (minutes) before the next one.
 AMQP_CONNECT_TIMEOUT = 5.0
 
 
