@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from shared.settings import ServiceSettings
+from shared.retry import RetrySettings
 
 
-class InvitationSettings(ServiceSettings):
+class InvitationSettings(RetrySettings):
     # How many commands may be in flight from the broker, and how many share a transaction.
     command_prefetch: int = 512
     batch_max: int = 256

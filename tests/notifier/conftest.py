@@ -277,12 +277,15 @@ async def start_notifier(
 ) -> AsyncIterator[Callable[..., Any]]:
     """Starts an in-process notifier (planner + sender); stopped at teardown."""
     running: list[tuple[NotifierRuntime, CommandPublisher]] = []
+    connections: list[aio_pika.abc.AbstractRobustConnection] = []
 
     async def start(**overrides: Any) -> NotifierRuntime:
         chosen = settings.model_copy(
             update={"notifier_commands_exchange": commands.exchange, **overrides}
         )
-        publisher = CommandPublisher(chosen.amqp_url, chosen.notifier_commands_exchange)
+        connection = await aio_pika.connect_robust(chosen.amqp_url)
+        connections.append(connection)
+        publisher = CommandPublisher(connection, chosen.notifier_commands_exchange)
         runtime = await asyncio.to_thread(build_runtime, chosen, publisher)
         runtime.start()
         running.append((runtime, publisher))
@@ -291,6 +294,8 @@ async def start_notifier(
     yield start
     for runtime, publisher in running:
         await stop_notifier(runtime, publisher)
+    for connection in connections:
+        await connection.close()
 
 
 async def stop_notifier(runtime: NotifierRuntime, publisher: CommandPublisher | None) -> None:
