@@ -41,6 +41,7 @@ class Account(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.email = email
         self.origin = origin  # "registered" elsewhere, or "invited" (created by an invitation)
@@ -111,6 +112,7 @@ class Account(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.temp_password_id = temp_password_id
         self.temp_invitation_id = invitation_id
@@ -158,6 +160,7 @@ class Account(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.temp_sealed = False
 
@@ -185,6 +188,7 @@ class Account(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.temp_active = False
         self.temp_sealed = False
@@ -206,6 +210,7 @@ class Account(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.temp_active = False
         self.temp_sealed = False
@@ -222,6 +227,7 @@ class Account(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.password_set = True
         self.temp_active = False

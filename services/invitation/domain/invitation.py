@@ -58,6 +58,7 @@ class Invitation(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         assert tenant_id is not None
         self.tenant_id: str = tenant_id
@@ -122,6 +123,7 @@ class Invitation(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         pass
 
@@ -168,6 +170,7 @@ class Invitation(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.status = PENDING
         self.expires_at = invitation_expires_at
@@ -198,6 +201,7 @@ class Invitation(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.status = REVOKED
 
@@ -227,6 +231,7 @@ class Invitation(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.status = LAPSED
 
@@ -262,6 +267,7 @@ class Invitation(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         pass
 
@@ -285,6 +291,7 @@ class Invitation(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.status = ACCEPTED
 
@@ -300,6 +307,7 @@ class Invitation(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.access_expires_at = access_expires_at
 

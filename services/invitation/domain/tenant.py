@@ -105,6 +105,7 @@ class Tenant(Aggregate):
         timestamp: Any,
         actor: str,
         correlation_id: str,
+        sender: str | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.settings_state = settings
@@ -121,6 +122,7 @@ class Tenant(Aggregate):
             timestamp=cause.at,
             actor=cause.actor,
             correlation_id=cause.command_id,
+            sender=cause.sender,
         )
 
     def configure(self, changes: dict[str, Any], cause: Cause) -> TenantSettings:
@@ -137,5 +139,6 @@ class Tenant(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.settings_state = settings

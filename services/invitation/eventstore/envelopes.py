@@ -336,6 +336,8 @@ def _envelope(
             "aggregate_version": version,
             "correlation_id": fields.get("correlation_id"),
             "actor": fields.get("actor"),
+            # Absent from events stored before senders were recorded: null.
+            "sender": fields.get("sender"),
             "data": data,
         }
     )
