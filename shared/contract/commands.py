@@ -1,9 +1,9 @@
 """Commands: what other systems (and our own expiry service, notifier and CLI) ask for.
 
 Input models are frozen and refuse unknown fields. Fields whose refusal has its own
-contract code (email syntax, role, batch size, expiry bounds) are plain strings or
-unbounded lists here, and judged by the domain, so that a bad value gets its specific
-code instead of the generic `invalid_command`.
+contract code (email syntax, role, batch size, expiry bounds, names, the number of
+reminders) are plain strings or unbounded lists here, and judged by the domain, so that a
+bad value gets its specific code instead of the generic `invalid_command`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ class InviteUser(TenantCommand):
     role: str
     access_expires_at: AwareDatetime | None = None
     temp_password_delivery: Delivery | None = None
-    display_name: str | None = Field(default=None, max_length=200)
+    # Text invitees read: judged by the domain (`invalid_name`), so no bounds here.
+    display_name: str | None = None
+    inviter_name: str | None = None
     locale: str | None = Field(default=None, max_length=16)
 
 
@@ -47,7 +49,8 @@ class MassInvitee(BaseModel):
     email: str
     role: str
     access_expires_at: AwareDatetime | None = None
-    display_name: str | None = Field(default=None, max_length=200)
+    display_name: str | None = None
+    inviter_name: str | None = None
     locale: str | None = Field(default=None, max_length=16)
 
 
@@ -97,7 +100,7 @@ class ConfigureTenant(TenantCommand):
 
 class RegisterAccount(Command):
     email: str
-    display_name: str | None = Field(default=None, max_length=200)
+    display_name: str | None = None
 
 
 class RecordPasswordChanged(Command):

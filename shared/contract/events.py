@@ -67,6 +67,8 @@ class UserInvited(_Data):
     display_name: str | None
     locale: str | None = None
     link_generation: int = 1
+    # The person the email shows as inviting (null: none was given).
+    inviter_name: str | None = None
 
 
 class AccountLinked(_Data):

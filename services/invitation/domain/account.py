@@ -16,6 +16,7 @@ from eventsourcing.domain import Aggregate, event
 from services.invitation.domain.cause import Cause
 from services.invitation.domain.errors import DomainError
 from services.invitation.domain.ids import account_uuid
+from services.invitation.domain.names import check_name
 from shared.contract.codes import RejectionCode
 
 TOPIC = "invitations:Account"
@@ -58,6 +59,7 @@ class Account(Aggregate):
 
     @classmethod
     def register(cls, email: str, display_name: str | None, cause: Cause) -> Account:
+        check_name("display_name", display_name)
         return cls(email=email, origin="registered", display_name=display_name, **cause.stamp())
 
     @classmethod

@@ -132,6 +132,8 @@ def _user_invited(e: _Fields) -> tuple[str, dict[str, Any]]:
         "locale": e["locale"],
         "account_id": _text(e["account_id"]),
         "link_generation": e["link_generation"],
+        # Absent from invitations stored before it existed.
+        "inviter_name": e.get("inviter_name"),
     }
 
 
