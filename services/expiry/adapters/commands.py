@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from services.expiry.domain.dispatch import Firing
 from shared.contract import Reply
+from shared.senders import broker_user
 from shared.topology import COMMANDS_EXCHANGE_NAME
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,8 @@ class AmqpCommandSender:
                 correlation_id=command_id,
                 reply_to=self.reply_queue_name,
                 app_id="expiry",
+                # Its commands are internal: accepted only from INTERNAL_SENDERS.
+                user_id=broker_user(self._url),
             ),
             routing_key=firing.name,
             mandatory=True,

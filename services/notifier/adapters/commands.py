@@ -13,6 +13,7 @@ from uuid import UUID, uuid5
 import aio_pika
 
 from shared.contract import RecordTempPasswordDelivered
+from shared.senders import broker_user
 
 ACTOR = "service:notifier"
 _COMMAND_NAMESPACE = UUID("b7d6a0f2-3e4c-4c1a-9f0e-8a2d6c5b4e31")
@@ -53,6 +54,8 @@ class CommandPublisher:
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 message_id=str(command.command_id),
                 correlation_id=str(command.command_id),
+                # Delivery reports are internal: accepted only from INTERNAL_SENDERS.
+                user_id=broker_user(self._url),
             ),
             routing_key="record_temp_password_delivered",
             mandatory=True,
