@@ -11,7 +11,9 @@ from faststream.specification import AsyncAPI
 
 from services.invitation.adapters.relay import OutboxRelay, tracking_recorder
 from services.invitation.adapters.relay_lease import relay_lease
+from services.invitation.adapters.sender_policy import load_sender_policy
 from services.invitation.application import IncomingCommand, InvitationService
+from services.invitation.application.senders import SenderGate
 from services.invitation.batcher import Batcher
 from services.invitation.entrypoints.commands import register_intake
 from services.invitation.eventstore import EventLog, InvitationStore, store_env
@@ -28,6 +30,7 @@ class Runtime:
     service: InvitationService
     batcher: Batcher
     relay: OutboxRelay | None
+    gate: SenderGate
 
 
 def build_broker(settings: InvitationSettings) -> RabbitBroker:
@@ -50,6 +53,10 @@ def build_app(settings: InvitationSettings) -> FastStream:
     async def submit(item: IncomingCommand) -> Reply:
         assert runtime is not None, "commands are consumed only after start-up"
         return await runtime.batcher.submit(item)
+
+    def authorize(item: IncomingCommand) -> Reply | None:
+        assert runtime is not None, "commands are consumed only after start-up"
+        return runtime.gate.refusal(item)
 
     def stored_position() -> int:
         """Also the readiness check of the database."""
@@ -81,11 +88,15 @@ def build_app(settings: InvitationSettings) -> FastStream:
         checks={**broker_checks(broker), "database": blocking(stored_position)},
         before_scrape=[sample_relay_lag],
     )
-    register_intake(broker, submit, prefetch=settings.command_prefetch)
+    register_intake(broker, submit, authorize, prefetch=settings.command_prefetch)
 
     @app.on_startup
     async def start_runtime() -> None:
         nonlocal runtime
+        path = settings.sender_policy  # checked when the settings were read; read again here
+        gate = SenderGate(
+            settings.internal_sender_names, None if path is None else load_sender_policy(path)
+        )
         env = store_env(settings.database_url)
         store = InvitationStore(env=env)
         service = InvitationService(
@@ -108,7 +119,7 @@ def build_app(settings: InvitationSettings) -> FastStream:
                 section=settings.relay_section,
                 lease=relay_lease(settings.database_url),
             )
-        runtime = Runtime(service, batcher, relay)
+        runtime = Runtime(service, batcher, relay, gate)
         batcher.start()
 
     @app.after_startup

@@ -1,9 +1,11 @@
 """Command intake: one subscriber for every routing key on `invitations.commands`.
 
-Thin by design: parse (routing key -> contract model), hand to the batcher, return the
-reply (FastStream publishes it to `reply_to` with the request's correlation id).
-Anything that cannot be a command is answered if it can be and dead-lettered, with
-the reason in headers, then acked: a bad message never blocks the queue.
+Thin by design: parse (routing key -> contract model), check the sender (the AMQP
+`user_id`, application/senders.py), hand to the batcher, return the reply (FastStream
+publishes it to `reply_to` with the request's correlation id). Anything that cannot be
+a command is answered if it can be and dead-lettered, with the reason in headers, then
+acked: a bad message never blocks the queue. A command refused for its sender
+(`unauthenticated`, `forbidden`) is answered and acked, and never reaches the batcher.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ class Malformed:
     details: dict[str, Any]
 
 
-def parse_command(routing_key: str, body: bytes) -> IncomingCommand | Malformed:
+def parse_command(
+    routing_key: str, body: bytes, sender: str | None = None
+) -> IncomingCommand | Malformed:
     try:
         raw = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -70,16 +74,18 @@ def parse_command(routing_key: str, body: bytes) -> IncomingCommand | Malformed:
             command_id,
             {"errors": json.loads(json.dumps(problems, default=str))},
         )
-    return IncomingCommand(routing_key, command)
+    return IncomingCommand(routing_key, command, sender)
 
 
 def register_intake(
     broker: RabbitBroker,
     submit: Callable[[IncomingCommand], Awaitable[Reply]],
+    authorize: Callable[[IncomingCommand], Reply | None],
     *,
     prefetch: int,
 ) -> None:
-    """`submit` runs a parsed command (the batcher, built when the app starts)."""
+    """`submit` runs a parsed command (the batcher, built when the app starts);
+    `authorize` refuses one its sender may not send (the sender gate), or returns None."""
 
     async def whole_message(message: RabbitMessage) -> RabbitMessage:
         # The broker runs without dependency injection (apply_types=False): the handler
@@ -117,7 +123,9 @@ def register_intake(
     async def on_command(message: RabbitMessage) -> dict[str, Any] | None:
         started = time.perf_counter()
         routing_key = message.raw_message.routing_key or ""
-        parsed = parse_command(routing_key, message.body)
+        # RabbitMQ checked it against the connection's login: the proof of the sender.
+        sender = message.raw_message.user_id or None
+        parsed = parse_command(routing_key, message.body, sender)
         if isinstance(parsed, Malformed):
             log.warning(
                 "dead-lettered %s: %s",
@@ -132,16 +140,22 @@ def register_intake(
             await dead_letter(message, parsed)
             reply = Reply.rejected(parsed.command_id, parsed.code, parsed.message, parsed.details)
         else:
-            reply = await submit(parsed)
+            refused = authorize(parsed)
+            reply = refused if refused is not None else await submit(parsed)
             command = parsed.command
-            log.info(
+            outcome = reply.status if reply.error is None else f"rejected {reply.error.code}"
+            if refused is not None and refused.error is not None:
+                outcome += f": {refused.error.message}"  # for the operator: which rule
+            log.log(
+                logging.INFO if refused is None else logging.WARNING,
                 "%s %s",
                 routing_key,
-                reply.status if reply.error is None else f"rejected {reply.error.code}",
+                outcome,
                 extra={
                     "command": routing_key,
                     "correlation_id": str(command.command_id),
                     "tenant_id": getattr(command, "tenant_id", None),
+                    "sender": sender,
                     "code": None if reply.error is None else reply.error.code,
                 },
             )
