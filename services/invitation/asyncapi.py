@@ -57,11 +57,21 @@ DESCRIPTION = "\n\n".join(
         "durations ISO 8601.",
         f"Commands: publish to the durable topic exchange `{COMMANDS_EXCHANGE_NAME}` with "
         "the command's name as routing key. `command_id` is the idempotency key: the same "
-        "id again gets the first reply and changes nothing (with a different body it is "
-        "refused `command_id_reused`). With AMQP `reply_to`, exactly one reply is "
+        "id again from the same sender gets the first reply and changes nothing (with a "
+        "different body, or from another sender, it is refused `command_id_reused`). "
+        "With AMQP `reply_to`, exactly one reply is "
         "published there with the request's `correlation_id`. A message that cannot be a "
         f"command is dead-lettered to `{DEAD_LETTER_QUEUE_NAME}` (and answered, if it has "
         "`reply_to`).",
+        "Senders: every command must carry the AMQP property `user_id` = the broker user "
+        "it is published as (RabbitMQ refuses a `user_id` that is not the connection's "
+        "login, so it proves the sender); without it the command is refused "
+        "`unauthenticated`. Internal commands (marked so below) are accepted only from the "
+        "invitation service's `INTERNAL_SENDERS`, and with a `SENDER_POLICY` other senders "
+        "only what it lists for them (commands, tenant patterns); otherwise `forbidden`, "
+        "with the rule that refused in `details`. Such refusals record nothing. Every "
+        "event's envelope carries `sender` (that `user_id`) beside `actor` (what the "
+        "caller said).",
         f"Events: published to the durable topic exchange `{EVENTS_EXCHANGE_NAME}`, "
         "routing key = event type, AMQP `message_id` = `event_id`. Delivery is at least "
         "once, in store order: consumers deduplicate on `event_id` and tolerate fields "
@@ -230,11 +240,12 @@ def complete(document: Json) -> Json:
 def _command_message(name: str, model: type[BaseModel]) -> Json:
     summary = SUMMARIES[name]
     if name in INTERNAL_COMMANDS:
-        summary += " Sent by the system's own services."
+        summary += " Internal: accepted only from INTERNAL_SENDERS (the system's own services)."
     return {
         "name": name,
         "title": name,
         "summary": summary,
+        "description": _SENDER_REQUIRED,
         "contentType": "application/json",
         "correlationId": {
             "location": "$message.header#/correlation_id",
@@ -243,6 +254,13 @@ def _command_message(name: str, model: type[BaseModel]) -> Json:
         "payload": _ref("schemas", model.__name__),
         "bindings": {"amqp": {"messageType": name, "bindingVersion": "0.3.0"}},
     }
+
+
+_SENDER_REQUIRED = (
+    "Publish it with the AMQP property `user_id` set to your broker user (the connection's "
+    "login): without it the command is refused `unauthenticated`, and a sender that may "
+    "not send it is refused `forbidden`."
+)
 
 
 def _reply_message() -> Json:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from services.invitation.asyncapi import app
-from shared.contract import COMMANDS, EVENT_DATA
+from shared.contract import COMMANDS, EVENT_DATA, INTERNAL_COMMANDS
 from tests.ops.conftest import ROOT
 
 COMMITTED = ROOT / "docs" / "asyncapi.yaml"
@@ -97,6 +97,23 @@ def test_every_event_has_its_message_with_envelope_and_data_schemas(
         assert specific["properties"]["event_type"] == {"const": event_type}
         data = resolve(document, specific["properties"]["data"]["$ref"])
         assert set(data["properties"]) == set(model.model_fields), event_type
+
+
+def test_senders_are_documented_user_id_internal_commands_and_the_new_codes(
+    document: dict[str, Any],
+) -> None:
+    assert "`user_id`" in document["info"]["description"]
+    intake = document["channels"]["invitation.commands"]
+    for name in COMMANDS:
+        message = resolve(document, intake["messages"][name]["$ref"])
+        assert "`user_id`" in message["description"], name
+        assert ("INTERNAL_SENDERS" in message["summary"]) == (name in INTERNAL_COMMANDS), name
+    codes = document["components"]["schemas"]["RejectionCode"]["enum"]
+    new = {"unauthenticated", "forbidden", "invalid_name", "not_a_member", "last_administrator"}
+    assert new <= set(codes)
+    envelope = document["components"]["schemas"]["EventEnvelope"]
+    assert "sender" in envelope["properties"]
+    assert "inviter_name" in document["components"]["schemas"]["UserInvited"]["properties"]
 
 
 def test_dead_letters_are_documented_with_their_reason_header(document: dict[str, Any]) -> None:
