@@ -136,6 +136,9 @@ def audit(
         list[str] | None, typer.Option("--type", help="Only this event type (repeatable).")
     ] = None,
     actor: Annotated[str | None, typer.Option(help="Only events caused by this actor.")] = None,
+    sender: Annotated[
+        str | None, typer.Option(help="Only events of commands this broker user sent.")
+    ] = None,
     since: InstantOption = None,
     until: InstantOption = None,
     output: Annotated[
@@ -154,6 +157,7 @@ def audit(
         invitation_id=invitation,
         event_types=frozenset(event_type or ()),
         actor=actor,
+        sender=sender,
         since=_instant(since),
         until=_instant(until),
     )

@@ -42,7 +42,17 @@ def _details(envelope: EventEnvelope) -> str:
 
 def audit_table(console: Console, envelopes: Iterable[EventEnvelope]) -> int:
     table = Table(show_lines=False, header_style="bold")
-    for name in ("pos", "occurred at (UTC)", "tenant", "event", "actor", "subject", "details"):
+    columns = (
+        "pos",
+        "occurred at (UTC)",
+        "tenant",
+        "event",
+        "actor",
+        "sender",
+        "subject",
+        "details",
+    )
+    for name in columns:
         table.add_column(name, overflow="fold")
     count = 0
     for e in envelopes:
@@ -53,6 +63,7 @@ def audit_table(console: Console, envelopes: Iterable[EventEnvelope]) -> int:
             e.tenant_id or "-",
             e.event_type,
             e.actor or "-",
+            e.sender or "-",
             subject,
             _details(e),
         )
