@@ -38,9 +38,9 @@ from psycopg import sql
 
 from services.invitation.application import IncomingCommand, InvitationService
 from services.invitation.eventstore import EventLog, InvitationStore, store_env
-from services.notifier.adapters.store import open_store
-from services.notifier.application import Planner
+from services.notifier.adapters.ledger import open_ledger
 from services.notifier.domain.delivery import REPLAYED
+from services.notifier.planner import Planner
 from shared import contract as c
 from shared.database import postgres_conninfo
 from shared.secrets import HashCost, TempPasswordHasher, TokenSigner
@@ -175,18 +175,18 @@ def plan_notifier(url: str, progress: Progress = print) -> int:
 
     New rows are recorded `replayed`, not `pending`: nothing is ever sent from this store.
     """
-    store = open_store(url)
+    ledger = open_ledger(url)
     events = EventLog(url)
     try:
-        planner = Planner(events, store)
+        planner = Planner(events, ledger)
         last = events.max_position()
         while (step := planner.plan_once(status=REPLAYED)) is not None:
             if step.position // 100_000 != (step.position - step.events) // 100_000:
                 progress(f"notifier planning: {step.position:,}/{last:,}")
-        return store.position()
+        return ledger.position()
     finally:
         events.close()
-        store.close()
+        ledger.close()
 
 
 def _analyze(schema: str) -> None:

@@ -44,11 +44,11 @@ from services.invitation.eventstore import (
     store_env,
 )
 from services.notifier.adapters.commands import delivered_command
+from services.notifier.adapters.composer import Composer
+from services.notifier.adapters.ledger import OutboxEmail
 from services.notifier.adapters.rendering import Renderer
 from services.notifier.adapters.smtp import SmtpMailer
-from services.notifier.adapters.store import OutboxEmail
 from services.notifier.bootstrap import sealed_copies, smtp_config
-from services.notifier.delivery import Composer
 from services.notifier.domain.planning import plan
 from services.notifier.settings import NotifierSettings
 from shared.contract import EventEnvelope, Reply

@@ -31,13 +31,13 @@ from uuid import uuid4
 from bench import big_store
 from bench.core import Figure, Scale, Suite
 from services.cli import render
-from services.cli.bootstrap import open_operator
+from services.cli.bootstrap import OperatorSettings, open_operator
 from services.cli.history import History, HistoryFilter
 from services.expiry import replay as expiry_replay
 from services.invitation.application import InvitationService
 from services.invitation.eventstore import InvitationStore, store_env
 from services.notifier import replay as notifier_replay
-from services.notifier.adapters.store import open_store
+from services.notifier.adapters.ledger import open_ledger
 from shared.settings import ServiceSettings
 from tests.support import ROOT, TEST_SECRETS_KEY, temporary_schema
 
@@ -73,7 +73,7 @@ def _settings(url: str) -> ServiceSettings:
 
 
 def measure_replay_notifier(store: big_store.BigStore) -> float:
-    notifier = open_store(store.url)
+    notifier = open_ledger(store.url)
     try:
         until = notifier.position()
     finally:
@@ -98,7 +98,7 @@ def measure_replay_expiry(store: big_store.BigStore) -> float:
 
 def measure_audit(store: big_store.BigStore) -> tuple[float, float]:
     """(in-process ms, whole-process ms), each the median of a few lookups."""
-    operator = open_operator(_settings(store.url))
+    operator = open_operator(OperatorSettings(database_url=store.url, secrets_key=TEST_SECRETS_KEY))
     try:
         history = History(operator.store, operator.audit)
 

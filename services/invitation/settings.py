@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from services.invitation.adapters.sender_policy import load_sender_policy
+from services.invitation.adapters.sender_policy import SenderPolicyError, load_sender_policy
 from shared.senders import broker_user
 from shared.settings import ServiceSettings
 
@@ -13,6 +13,8 @@ class InvitationSettings(ServiceSettings):
     # How many commands may be in flight from the broker, and how many share a transaction.
     command_prefetch: int = 512
     batch_max: int = 256
+    # A command body over this size is refused `invalid_command` and dead-lettered.
+    command_max_bytes: int = 16 * 1024 * 1024
     # The relay can be switched off to run several intake-only instances (and in tests).
     relay_enabled: bool = True
     relay_section: int = 500
@@ -31,7 +33,10 @@ class InvitationSettings(ServiceSettings):
     def _policy_is_valid(cls, path: str | None) -> str | None:
         # Read here so that a bad file stops the service before it starts, naming the line.
         if path:
-            load_sender_policy(path)
+            try:
+                load_sender_policy(path)
+            except SenderPolicyError as error:  # reported as "SENDER_POLICY: <this>"
+                raise ValueError(str(error).removeprefix("SENDER_POLICY ")) from None
         return path or None
 
     @property

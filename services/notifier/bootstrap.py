@@ -16,16 +16,18 @@ from services.invitation.eventstore import (
     SQLiteInvitationRecorder,
 )
 from services.notifier.adapters.commands import CommandPublisher
+from services.notifier.adapters.composer import Composer
+from services.notifier.adapters.ledger import open_ledger
 from services.notifier.adapters.rendering import Renderer
 from services.notifier.adapters.smtp import SmtpConfig, SmtpMailer
-from services.notifier.adapters.store import open_store
-from services.notifier.application import Planner
-from services.notifier.delivery import Composer, DeliveryEngine, DeliveryReports
+from services.notifier.delivery_reports import DeliveryReports
 from services.notifier.domain.delivery import RetryPolicy
 from services.notifier.domain.planning import EVENT_TYPES
 from services.notifier.entrypoints.events import WakeupConsumer
 from services.notifier.metrics import Metrics
+from services.notifier.planner import Planner
 from services.notifier.runtime import NotifierRuntime
+from services.notifier.sender import DeliveryEngine
 from services.notifier.settings import NotifierSettings
 from shared.ops_http import NotReadyError, add_ops_http, blocking, broker_checks
 from shared.secrets import TokenSigner
@@ -55,7 +57,7 @@ def sealed_copies(event_log: EventLog) -> SideTables:
 
 def build_runtime(settings: NotifierSettings, publisher: CommandPublisher) -> NotifierRuntime:
     """Connects to the database (blocking: call it from a thread in async code)."""
-    store = open_store(settings.database_url)
+    store = open_ledger(settings.database_url)
     # Only what planning reads: the planner skips the other types in SQL.
     event_log = EventLog(settings.database_url, event_types=EVENT_TYPES)
     metrics = Metrics()

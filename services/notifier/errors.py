@@ -5,7 +5,7 @@
     │                         refused or lost, timeouts, a server refusing our login
     └── PermanentMailError    this email will never be accepted: a 5xx reply to it
 
-Where they are handled: delivery.py turns the first into a `Retry` (or a `Failed` after
+Where they are handled: sender.py turns the first into a `Retry` (or a `Failed` after
 the last attempt) and the second into a `Failed`, recorded on the email's row and
 counted; neither ever stops other emails.
 """

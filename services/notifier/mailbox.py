@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from services.notifier.adapters.store import Delivery, open_store
+from services.notifier.adapters.ledger import Delivery, open_ledger
 
 
 def received(
     database_url: str, *, tenant_id: str | None = None, recipient: str | None = None
 ) -> dict[str, list[Delivery]]:
     """recipient -> their emails in event order (kind, subject, status, when sent)."""
-    store = open_store(database_url)
+    ledger = open_ledger(database_url)
     try:
-        rows = store.deliveries(tenant_id=tenant_id, recipient=recipient)
+        rows = ledger.deliveries(tenant_id=tenant_id, recipient=recipient)
     finally:
-        store.close()
+        ledger.close()
     by_recipient: dict[str, list[Delivery]] = defaultdict(list)
     for row in rows:
         by_recipient[row.recipient].append(row)

@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from services.invitation.eventstore import EventLog
-from services.notifier.adapters.store import open_store
-from services.notifier.application import Planner
+from services.notifier.adapters.ledger import open_ledger
 from services.notifier.domain.delivery import REPLAYED
 from services.notifier.domain.planning import EVENT_TYPES
+from services.notifier.planner import Planner
 from shared.collector import paused_collector
 from shared.settings import ServiceSettings
 
@@ -29,17 +29,17 @@ PAGE = 5_000
 
 
 def rebuild(settings: ServiceSettings, progress: Callable[[int, int], None]) -> int:
-    store = open_store(settings.database_url)
+    ledger = open_ledger(settings.database_url)
     # Only the types planning reads: the rest (internal events, deliveries recorded...)
     # cannot change the state nor imply an email, so they are not even fetched.
     events = EventLog(settings.database_url, event_types=EVENT_TYPES)
     try:
         with paused_collector():
-            until = store.position()
-            store.reset_for_replay()
+            until = ledger.position()
+            ledger.reset_for_replay()
             # The state was just emptied and nothing else plans meanwhile (see above):
             # the planner holds it all in memory instead of reading it back every page.
-            planner = Planner(events, store, batch_size=PAGE, resident_state={})
+            planner = Planner(events, ledger, batch_size=PAGE, resident_state={})
             applied = 0
             progress(0, until)
             while (step := planner.plan_once(until=until, status=REPLAYED)) is not None:
@@ -48,14 +48,14 @@ def rebuild(settings: ServiceSettings, progress: Callable[[int, int], None]) -> 
             return applied
     finally:
         events.close()
-        store.close()
+        ledger.close()
 
 
 def reset(database_url: str) -> None:
     """Forget the state and position, keep every email row: the next notifier pass
     re-plans the whole log, and sends only emails that were never planned."""
-    store = open_store(database_url)
+    ledger = open_ledger(database_url)
     try:
-        store.reset_for_replay()
+        ledger.reset_for_replay()
     finally:
-        store.close()
+        ledger.close()

@@ -12,10 +12,11 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from services.notifier.adapters.store import NotifierStore
-from services.notifier.application import Planner
-from services.notifier.delivery import DeliveryEngine, DeliveryReports
+from services.notifier.adapters.ledger import EmailLedger
+from services.notifier.delivery_reports import DeliveryReports
 from services.notifier.metrics import Metrics
+from services.notifier.planner import Planner
+from services.notifier.sender import DeliveryEngine
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 class NotifierRuntime:
     def __init__(
         self,
-        store: NotifierStore,
+        store: EmailLedger,
         planner: Planner,
         engine: DeliveryEngine,
         reports: DeliveryReports,

@@ -302,4 +302,4 @@ def test_a_bad_policy_file_stops_the_service_with_the_line_named(
     policy.write_text("senders:\n  backend:\n    commands: [invite_user, expire_contractor]\n")
     service = start_service(SENDER_POLICY=str(policy))
     assert service.process.wait(30) != 0
-    assert f"SENDER_POLICY {policy} line 3: expire_contractor is internal" in service.log()
+    assert f"SENDER_POLICY: {policy} line 3: expire_contractor is internal" in service.log()

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from services.invitation.eventstore import EventLog
-from services.notifier.adapters.store import OutboxEmail, _Postgres
+from services.notifier.adapters.ledger import OutboxEmail, PostgresLedger
 from services.notifier.domain.delivery import Outcome, Retry, Sent
 from services.notifier.domain.planning import EVENT_TYPES as READ
 from services.notifier.mailbox import received
@@ -88,15 +88,15 @@ async def test_a_notifier_refused_by_the_database_at_start_up_keeps_trying_then_
     seed(invitations, tenant())
     refusals = {"try_lead": 2, "reclaim_interrupted": 1}
     for name in refusals:
-        real = getattr(_Postgres, name)
+        real = getattr(PostgresLedger, name)
 
-        def refusing(store: Any, *, _name: str = name, _real: Any = real) -> Any:
+        def refusing(ledger: Any, *, _name: str = name, _real: Any = real) -> Any:
             if refusals[_name]:
                 refusals[_name] -= 1
                 raise psycopg.OperationalError("sorry, too many clients already")
-            return _real(store)
+            return _real(ledger)
 
-        monkeypatch.setattr(_Postgres, name, refusing)
+        monkeypatch.setattr(PostgresLedger, name, refusing)
     await start_notifier()
     await wait_for(lambda: len(smtp.messages) == 5, timeout=20)
     assert refusals == {"try_lead": 0, "reclaim_interrupted": 0}
@@ -157,20 +157,20 @@ class StoreCalls:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.claims: list[int] = []  # rows claimed, per claim that found any
         self.records: list[list[Outcome]] = []  # outcomes, per record transaction
-        real_claim, real_record = _Postgres.claim, _Postgres.record
+        real_claim, real_record = PostgresLedger.claim, PostgresLedger.record
 
-        def claim(store: _Postgres, limit: int, now: float) -> list[OutboxEmail]:
-            rows = real_claim(store, limit, now)
+        def claim(ledger: PostgresLedger, limit: int, now: float) -> list[OutboxEmail]:
+            rows = real_claim(ledger, limit, now)
             if rows:
                 self.claims.append(len(rows))
             return rows
 
-        def record(store: _Postgres, outcomes: Any) -> None:
-            real_record(store, outcomes)
+        def record(ledger: PostgresLedger, outcomes: Any) -> None:
+            real_record(ledger, outcomes)
             self.records.append(list(outcomes))
 
-        monkeypatch.setattr(_Postgres, "claim", claim)
-        monkeypatch.setattr(_Postgres, "record", record)
+        monkeypatch.setattr(PostgresLedger, "claim", claim)
+        monkeypatch.setattr(PostgresLedger, "record", record)
 
 
 def mass_invite(invitations: Invitations, t: str, count: int) -> list[str]:

@@ -15,7 +15,7 @@ import aio_pika
 import pytest
 
 from services.invitation.eventstore import EventLog
-from services.notifier.adapters.store import open_store
+from services.notifier.adapters.ledger import open_ledger
 from services.notifier.mailbox import received
 from services.notifier.settings import NotifierSettings
 from shared.ops_http import probe
@@ -122,11 +122,11 @@ async def test_kill_9_mid_burst_then_restart_loses_nothing_and_duplicates_nothin
     # Slots are freed only when outcomes are recorded: at most `SMTP_CONNECTIONS * 4`
     # emails were claimed and unrecorded (the only ones that can go out twice).
     window = 4 * settings.smtp_connections
-    store = open_store(database_url)
+    ledger = open_ledger(database_url)
     try:
-        left_sending = store.status_counts().get("sending", 0)
+        left_sending = ledger.status_counts().get("sending", 0)
     finally:
-        store.close()
+        ledger.close()
     assert left_sending <= window
 
     second = await spawn()
@@ -227,11 +227,11 @@ def last_position(invitations: Invitations) -> int:
 
 def notifier_state(database_url: str) -> tuple[int, dict[str, int]]:
     """The notifier's planned position and its emails by status, from its tables."""
-    store = open_store(database_url)
+    ledger = open_ledger(database_url)
     try:
-        return store.position(), store.status_counts()
+        return ledger.position(), ledger.status_counts()
     finally:
-        store.close()
+        ledger.close()
 
 
 def idle(database_url: str, position: int) -> bool:

@@ -10,11 +10,11 @@ import psycopg
 import pytest
 
 from services.invitation.eventstore import EventLog
-from services.notifier.adapters.store import NotifierStore, open_store
-from services.notifier.application import Planner
+from services.notifier.adapters.ledger import EmailLedger, open_ledger
 from services.notifier.domain.delivery import Sent
 from services.notifier.domain.planning import EVENT_TYPES
 from services.notifier.mailbox import received
+from services.notifier.planner import Planner
 from services.notifier.replay import rebuild
 from services.notifier.replay import reset as reset_for_replay
 from shared.settings import ServiceSettings
@@ -64,18 +64,18 @@ def plan_live(planner: Planner) -> None:
         pass
 
 
-def live_planner(invitations: Invitations, store: NotifierStore, **options: Any) -> Planner:
+def live_planner(invitations: Invitations, ledger: EmailLedger, **options: Any) -> Planner:
     log = EventLog("unused", store=invitations.service.store, event_types=EVENT_TYPES)
-    return Planner(log, store, batch_size=3, **options)
+    return Planner(log, ledger, batch_size=3, **options)
 
 
 def test_a_replay_rebuilds_the_state_and_rows_that_live_planning_wrote(
     invitations: Invitations, clock: Clock, database_url: str
 ) -> None:
     history(invitations, clock)
-    store = open_store(database_url)
+    ledger = open_ledger(database_url)
     try:
-        plan_live(live_planner(invitations, store))
+        plan_live(live_planner(invitations, ledger))
         planned = tables(database_url)
         assert planned[0] and planned[1]
         # None sent yet (the resend's new email among them): a replay keeps them to send.
@@ -86,33 +86,33 @@ def test_a_replay_rebuilds_the_state_and_rows_that_live_planning_wrote(
 
         assert tables(database_url) == planned  # statuses included: nothing re-planned
     finally:
-        store.close()
+        ledger.close()
 
 
 def test_a_rebuild_that_another_planner_overtakes_reads_the_state_back(
     invitations: Invitations, clock: Clock, database_url: str
 ) -> None:
     history(invitations, clock)
-    store = open_store(database_url)
+    ledger = open_ledger(database_url)
     try:
-        plan_live(live_planner(invitations, store))
+        plan_live(live_planner(invitations, ledger))
         planned = tables(database_url)
         reset_for_replay(database_url)
 
-        rebuilding = live_planner(invitations, store, resident_state={})
+        rebuilding = live_planner(invitations, ledger, resident_state={})
         assert rebuilding.plan_once() is not None
-        assert live_planner(invitations, store).plan_once() is not None  # another planner
+        assert live_planner(invitations, ledger).plan_once() is not None  # another planner
         plan_live(rebuilding)
 
         assert tables(database_url) == planned
     finally:
-        store.close()
+        ledger.close()
 
 
-def send_all(store: NotifierStore) -> None:
+def send_all(ledger: EmailLedger) -> None:
     """What the notifier's sender records once every pending email went out."""
-    claimed = store.claim(100, time.time())
-    store.record([Sent(e.key, f"sent before the replay: {e.kind}", time.time()) for e in claimed])
+    claimed = ledger.claim(100, time.time())
+    ledger.record([Sent(e.key, f"sent before the replay: {e.kind}", time.time()) for e in claimed])
 
 
 async def replay_while_a_resend_is_pending(
@@ -132,15 +132,15 @@ async def replay_while_a_resend_is_pending(
 
     invitations.do("register_account", email="re@example.com")
     invited = invitations.do("invite_user", tenant_id=t, email="re@example.com", role="user")
-    store = open_store(database_url)
+    ledger = open_ledger(database_url)
     try:
-        plan_live(live_planner(invitations, store))
+        plan_live(live_planner(invitations, ledger))
         if first_sent:
-            send_all(store)
+            send_all(ledger)
         invitations.do(
             "resend_invitation", tenant_id=t, invitation_id=invited.result["invitation_id"]
         )
-        plan_live(live_planner(invitations, store))
+        plan_live(live_planner(invitations, ledger))
         first = "sent" if first_sent else "skipped"  # superseded by the resend
         assert statuses() == [first, "pending"]
 
@@ -149,7 +149,7 @@ async def replay_while_a_resend_is_pending(
 
         assert statuses() == [first, "pending"]
     finally:
-        store.close()
+        ledger.close()
 
     await start_notifier(database_url=database_url)
     await wait_for(lambda: statuses() == [first, "sent"])

@@ -1,7 +1,7 @@
 """The notifier's sent-records, read for the mass-invite report (rule 10: each email's delivery).
 
 The notifier keeps one row per email in `notifier_emails` (services/notifier/adapters/
-store.py), in the database of DATABASE_URL. Only the columns named here are read; if the
+ledger/), in the database of DATABASE_URL. Only the columns named here are read; if the
 table is not there (no notifier yet, or another database), the report says nothing about
 invitation emails and relies on the events alone.
 """

@@ -1,6 +1,6 @@
 """The notifier's queue on `invitations.events`: a low-latency wake-up, not the truth.
 
-The notifier plans from the event store itself (application.py), so an event it missed
+The notifier plans from the event store itself (planner.py), so an event it missed
 on the broker (down, purged, dead-lettered) is still notified, and a redelivered or
 republished one changes nothing. A delivery here only says "there is something new".
 A message that is not an event envelope is rejected to `<queue>.dead` (the queue's

@@ -8,8 +8,8 @@
 - A flusher records outcomes in one transaction per batch (`sent`, retry later,
   `failed`, `skipped`): once `batch` outcomes are in, once no send is left running, or
   `linger` seconds after the first. A slot is freed only when its outcome is recorded.
-- `DeliveryReports` tells the invitation service, once an automatic password email is
-  `sent`, to destroy the sealed copy (`record_temp_password_delivered`, rule 13).
+- Once an automatic password email is `sent`, `on_password_sent` wakes the reports
+  (delivery_reports.py) that tell the invitation service to destroy the sealed copy.
 
 So a steady stream of emails costs two notifier transactions per batch, not per email,
 and while one batch is recorded and the next claimed, the other half of the window keeps
@@ -30,14 +30,13 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Protocol
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
 
-from services.notifier.adapters.rendering import Renderer, build_message
-from services.notifier.adapters.store import NotifierStore, OutboxEmail
+from services.notifier.adapters.composer import Composer
+from services.notifier.adapters.ledger import EmailLedger, OutboxEmail
 from services.notifier.domain.delivery import (
     Failed,
     Outcome,
@@ -50,7 +49,6 @@ from services.notifier.domain.delivery import (
 from services.notifier.domain.emails import Kind
 from services.notifier.errors import PermanentMailError, TransientMailError
 from services.notifier.metrics import Metrics
-from shared.secrets import TokenSigner
 
 log = logging.getLogger(__name__)
 
@@ -69,45 +67,6 @@ class Passwords(Protocol):
     ) -> Mapping[UUID, str | InvalidTag | None]: ...
 
 
-class DeliveryRecorder(Protocol):
-    async def record_temp_password_delivered(self, email: str, temp_password_id: UUID) -> None: ...
-
-
-@dataclass(frozen=True)
-class Composer:
-    """Turns a claimed row into the MIME message, with its link and password."""
-
-    renderer: Renderer
-    signer: TokenSigner
-    sender: str
-    public_base_url: str
-
-    def link(self, row: OutboxEmail) -> str | None:
-        if row.invitation_id is None or row.link_generation is None:
-            return None
-        token = self.signer.token(row.invitation_id, row.link_generation)
-        return f"{self.public_base_url.rstrip('/')}/accept?token={token}"
-
-    def compose(self, row: OutboxEmail, password: str | None, now: float) -> tuple[str, bytes]:
-        """(subject, message bytes)."""
-        rendered = self.renderer.render(
-            row.kind, row.locale, row.context, link=self.link(row), password=password
-        )
-        return rendered.subject, build_message(
-            rendered,
-            sender=self.sender,
-            recipient=row.recipient,
-            key=row.key,
-            kind=row.kind,
-            locale=row.locale,
-            now=_utc(now),
-        )
-
-
-def _utc(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
-
-
 @dataclass(frozen=True)
 class _Claimed:
     """A claimed row and its opened password (None: gone; an error: could not read)."""
@@ -119,7 +78,7 @@ class _Claimed:
 class DeliveryEngine:
     def __init__(
         self,
-        store: NotifierStore,
+        ledger: EmailLedger,
         composer: Composer,
         passwords: Passwords,
         mailer_factory: Callable[[], Mailer],
@@ -132,7 +91,7 @@ class DeliveryEngine:
         linger: float = 0.05,
         on_password_sent: Callable[[], None] = lambda: None,
     ) -> None:
-        self._store = store
+        self._ledger = ledger
         self._composer = composer
         self._passwords = passwords
         self._mailers = [mailer_factory() for _ in range(connections)]
@@ -201,7 +160,7 @@ class DeliveryEngine:
 
     def _claim(self, limit: int) -> list[_Claimed]:
         """Claim rows and open their passwords: two queries for the whole batch."""
-        rows = self._store.claim(limit, self._clock())
+        rows = self._ledger.claim(limit, self._clock())
         ids = [row.temp_password_id for row in rows if row.temp_password_id is not None]
         opened: Mapping[UUID, str | BaseException | None] = {}
         if ids:
@@ -217,7 +176,7 @@ class DeliveryEngine:
     async def _idle_wait(self) -> float:
         """Until the next retry is due, a wake-up, or the poll period."""
         try:
-            due = await asyncio.to_thread(self._store.next_due)
+            due = await asyncio.to_thread(self._ledger.next_due)
         except Exception:
             return self._poll
         if due is None:
@@ -345,7 +304,7 @@ class DeliveryEngine:
         if not batch:
             return True
         try:
-            await asyncio.to_thread(self._store.record, batch)
+            await asyncio.to_thread(self._ledger.record, batch)
         except Exception:
             log.exception("could not record %d email outcomes; will try again", len(batch))
             self._outcomes = batch + self._outcomes
@@ -401,67 +360,3 @@ class DeliveryEngine:
         )
         for mailer in self._mailers:
             await mailer.close()
-
-
-class DeliveryReports:
-    """Reports sent automatic-password emails to the invitation service (rule 13)."""
-
-    def __init__(
-        self,
-        store: NotifierStore,
-        recorder: DeliveryRecorder,
-        *,
-        metrics: Metrics | None = None,
-        poll_interval: float = 5.0,
-        batch: int = 500,
-    ) -> None:
-        self._store = store
-        self._recorder = recorder
-        self._metrics = metrics or Metrics()
-        self._poll = poll_interval
-        self._batch = batch
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="notifier-delivery-reports")
-
-    async def report_pending(self) -> int:
-        """Publish the command for every unreported sent password email; how many."""
-        total = 0
-        while True:
-            rows = await asyncio.to_thread(self._store.unrecorded_deliveries, self._batch)
-            if not rows:
-                return total
-            await asyncio.gather(
-                *(self._recorder.record_temp_password_delivered(email, tp) for _, email, tp in rows)
-            )
-            await asyncio.to_thread(self._store.mark_delivery_recorded, [k for k, _, _ in rows])
-            self._metrics.deliveries_recorded.inc(len(rows))
-            total += len(rows)
-
-    async def _run(self) -> None:
-        delay = 1.0
-        while True:
-            self._wake.clear()
-            try:
-                await self.report_pending()
-                delay = 1.0
-            except Exception as error:
-                # Broker or database away: the rows stay unreported and are tried again.
-                log.warning("could not report delivered passwords (%s); retrying", error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll)
-
-    async def stop(self, grace: float = 2.0) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.report_pending(), grace)

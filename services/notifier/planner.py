@@ -4,7 +4,7 @@ The event log is the source of truth: the planner reads it past its own position
 asks the domain which emails each event implies, and commits the new state, the new
 email rows and the new position in one transaction. Whatever was down meanwhile, the
 next pass picks up where the last commit left off; a replay from position 0 rebuilds
-the state and re-plans rows that already exist, which the store ignores.
+the state and re-plans rows that already exist, which the ledger ignores.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
-from services.notifier.adapters.store import Json, NotifierStore, PlanStep, StateLoader
+from services.notifier.adapters.ledger import EmailLedger, Json, PlanStep, StateLoader
 from services.notifier.domain.delivery import PENDING
 from services.notifier.domain.emails import PlannedEmail
 from services.notifier.domain.planning import (
@@ -93,19 +93,19 @@ class Planner:
     def __init__(
         self,
         events: EventSource,
-        store: NotifierStore,
+        ledger: EmailLedger,
         *,
         batch_size: int = 1000,
         resident_state: dict[str, Json | None] | None = None,
     ):
         """`resident_state`: for a rebuild from position 0 with an emptied state (replay.py).
         The whole state is then kept in that dict between batches and never read back from
-        the store (a third of a replay's database time); every batch still writes its
-        changes, so the store ends with the same rows. Should another planner commit a
+        the ledger (a third of a replay's database time); every batch still writes its
+        changes, so the ledger ends with the same rows. Should another planner commit a
         batch meanwhile (the position is not where this one left it), the dict no longer
-        holds the whole state: it is dropped and the state read from the store again."""
+        holds the whole state: it is dropped and the state read from the ledger again."""
         self._events = events
-        self._store = store
+        self._ledger = ledger
         self._batch_size = batch_size
         self._resident = resident_state
         self._resident_position = 0
@@ -141,8 +141,8 @@ class Planner:
             for envelope in envelopes:
                 stale = superseded_invitation(envelope)
                 if stale is not None:
-                    # Earlier rows of this batch are dropped here, older ones in the store
-                    # (those planned before this event only: see NotifierStore.plan).
+                    # Earlier rows of this batch are dropped here, older ones in the ledger
+                    # (those planned before this event only: see EmailLedger.plan).
                     superseded[stale] = envelope.position
                     for index in invitation_emails.pop(stale, ()):
                         planned[index] = None
@@ -155,13 +155,13 @@ class Planner:
                 last, len(envelopes), emails, state.puts, state.deletes, status, superseded
             )
 
-        planned = self._store.plan(step)
+        planned = self._ledger.plan(step)
         if planned is not None:
             self._resident_position = planned.position
         return planned
 
     def plan_available(self, should_stop: Callable[[], bool] = lambda: False) -> PlanReport:
-        """Plan until caught up with the store (or asked to stop between batches)."""
+        """Plan until caught up with the event store (or asked to stop between batches)."""
         events = emails = 0
         position = None
         while not should_stop():

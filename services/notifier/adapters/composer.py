@@ -1,0 +1,49 @@
+"""Composing an email for sending: a claimed ledger row, rendered, with its link and password.
+
+The link's token is derived and the password put in only here, at send time: neither is
+ever stored (rules 12 and 19).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from services.notifier.adapters.ledger import OutboxEmail
+from services.notifier.adapters.rendering import Renderer, build_message
+from shared.secrets import TokenSigner
+
+
+@dataclass(frozen=True)
+class Composer:
+    """Turns a claimed row into the MIME message, with its link and password."""
+
+    renderer: Renderer
+    signer: TokenSigner
+    sender: str
+    public_base_url: str
+
+    def link(self, row: OutboxEmail) -> str | None:
+        if row.invitation_id is None or row.link_generation is None:
+            return None
+        token = self.signer.token(row.invitation_id, row.link_generation)
+        return f"{self.public_base_url.rstrip('/')}/accept?token={token}"
+
+    def compose(self, row: OutboxEmail, password: str | None, now: float) -> tuple[str, bytes]:
+        """(subject, message bytes)."""
+        rendered = self.renderer.render(
+            row.kind, row.locale, row.context, link=self.link(row), password=password
+        )
+        return rendered.subject, build_message(
+            rendered,
+            sender=self.sender,
+            recipient=row.recipient,
+            key=row.key,
+            kind=row.kind,
+            locale=row.locale,
+            now=_utc(now),
+        )
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
