@@ -11,6 +11,7 @@ from typing import IO, Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from services.cli.report import MassInviteReport
@@ -218,3 +219,17 @@ def report_csv(out: IO[str], report: MassInviteReport) -> None:
 def report_json(out: IO[str], report: MassInviteReport) -> None:
     out.write(json.dumps(report.to_json(), indent=2))
     out.write("\n")
+
+
+def progress(description: str) -> Progress:
+    """A progress bar on stderr, shown only on a terminal (scripts read stdout)."""
+    console = Console(stderr=True, soft_wrap=True)
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
