@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from shared.command_client import CommandClient
-from tests.integration.conftest import ready
+from tests.support import invitation_service_ready
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ async def test_a_command_built_from_the_documents_example_is_accepted(
         command_id=str(uuid.uuid4()), tenant_id=tenant, email=f"{uuid.uuid4().hex}@example.com"
     )
     start_service()
-    await ready(client)
+    await invitation_service_ready(client)
 
     connection = await aio_pika.connect(amqp_url)
     async with connection:
