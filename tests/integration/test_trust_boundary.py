@@ -24,8 +24,13 @@ from shared.command_client import CommandClient
 from shared.contract import Reply
 from shared.senders import broker_user
 from shared.topology import COMMANDS_EXCHANGE_NAME
-from tests.integration.conftest import ready
-from tests.support import EventTap, temporary_broker_user, unique, wait_for
+from tests.support import (
+    EventTap,
+    invitation_service_ready,
+    temporary_broker_user,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +95,7 @@ async def test_a_forged_delivery_report_is_forbidden_and_the_sealed_copy_survive
     store: EventLog,
 ) -> None:
     start_service(AMQP_URL=svc_url)
-    await ready(backend)
+    await invitation_service_ready(backend)
     async with EventTap(amqp_url) as tap:
         email = f"{unique('victim')}@example.com"
         invited = await backend.send("invite_user", body(tenant, email=email, role="user"))
@@ -123,7 +128,7 @@ async def test_forged_expiry_commands_are_forbidden_and_change_nothing(
     start_service, svc_url: str, backend: CommandClient, tenant: str, store: EventLog
 ) -> None:
     start_service(AMQP_URL=svc_url)
-    await ready(backend)
+    await invitation_service_ready(backend)
     contractor = f"{unique('contractor')}@example.com"
     ends = datetime.now(UTC) + timedelta(days=30)
     assert (await backend.send("configure_tenant", body(tenant, contractor_enabled=True))).result
@@ -156,7 +161,7 @@ async def test_a_backend_claiming_to_be_the_expiry_service_is_recorded_as_itself
     amqp_url: str,
 ) -> None:
     start_service(AMQP_URL=svc_url)
-    await ready(backend)
+    await invitation_service_ready(backend)
     async with EventTap(amqp_url) as tap:
         claimed = body(tenant, admin_notification_emails=["mallory@evil.example"])
         claimed["actor"] = "service:expiry"
@@ -185,7 +190,7 @@ async def test_with_a_policy_a_backend_may_only_do_what_it_lists(
         '    tenants: ["acme-*"]\n'
     )
     start_service(AMQP_URL=svc_url, SENDER_POLICY=str(policy))
-    await ready(backend)
+    await invitation_service_ready(backend)
     tenant = unique("acme").replace("_", "-")
     before = position(store)
 
@@ -225,7 +230,7 @@ async def test_a_command_without_user_id_is_unauthenticated_and_changes_nothing(
     store: EventLog,
 ) -> None:
     start_service(AMQP_URL=svc_url)
-    await ready(backend)
+    await invitation_service_ready(backend)
     before = position(store)
     async with CommandClient(backend_url, user_id=False) as anonymous:
         reply = await anonymous.send(
@@ -255,7 +260,7 @@ async def test_names_with_links_addresses_or_control_characters_are_invalid_name
     start_service, svc_url: str, backend: CommandClient, tenant: str, store: EventLog
 ) -> None:
     start_service(AMQP_URL=svc_url)
-    await ready(backend)
+    await invitation_service_ready(backend)
     before = position(store)
     bad_names = [
         "Your account is locked. Verify now at https://evil.example/login",
@@ -285,7 +290,7 @@ async def test_eleven_reminder_offsets_are_invalid_setting(
     start_service, svc_url: str, backend: CommandClient, tenant: str, store: EventLog
 ) -> None:
     start_service(AMQP_URL=svc_url)
-    await ready(backend)
+    await invitation_service_ready(backend)
     before = position(store)
     flood = [f"PT{s}S" for s in range(1, 12)]
     reply = await backend.send("configure_tenant", body(tenant, expiry_reminders=flood))
