@@ -19,6 +19,7 @@ from services.invitation.eventstore import EventLog
 from shared import metrics
 from shared.contract import Reply
 from shared.ops_http import NotReadyError
+from shared.senders import broker_user
 from shared.service import Service, service_broker
 
 
@@ -60,7 +61,10 @@ def open_runtime(settings: ExpirySettings, connection: AbstractRobustConnection)
             runner.on_reply(reply)
 
     sender = AmqpCommandSender(
-        connection, on_reply=on_reply, exchange_name=settings.expiry_commands_exchange
+        connection,
+        user_id=broker_user(settings.amqp_url),
+        on_reply=on_reply,
+        exchange_name=settings.expiry_commands_exchange,
     )
     event_log = EventLog(settings.database_url, event_types=EVENT_TYPES)
     runner = ExpiryRunner(

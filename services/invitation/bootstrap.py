@@ -13,7 +13,9 @@ from faststream.specification import AsyncAPI
 
 from services.invitation.adapters.relay import OutboxRelay, tracking_recorder
 from services.invitation.adapters.relay_lease import relay_lease
+from services.invitation.adapters.sender_policy import load_sender_policy
 from services.invitation.application import IncomingCommand, InvitationService
+from services.invitation.application.senders import SenderGate
 from services.invitation.batcher import Batcher
 from services.invitation.entrypoints.commands import register_intake
 from services.invitation.eventstore import EventLog, InvitationStore, store_env
@@ -32,6 +34,7 @@ class Runtime:
     batcher: Batcher
     relay: OutboxRelay | None
     broker: RabbitBroker
+    gate: SenderGate
 
     async def start(self) -> None:
         await self.broker.declare_exchange(EVENTS_EXCHANGE)
@@ -67,6 +70,10 @@ def open_runtime(
     settings: InvitationSettings, broker: RabbitBroker, connection: AbstractRobustConnection
 ) -> Runtime:
     """Opens the store (blocking: the skeleton calls it in a thread once PostgreSQL answers)."""
+    path = settings.sender_policy  # checked when the settings were read; read again here
+    gate = SenderGate(
+        settings.internal_sender_names, None if path is None else load_sender_policy(path)
+    )
     env = store_env(settings.database_url)
     store = InvitationStore(env=env)
     try:
@@ -99,7 +106,7 @@ def open_runtime(
     except BaseException:
         store.close()
         raise
-    return Runtime(service, batcher, relay, broker)
+    return Runtime(service, batcher, relay, broker, gate)
 
 
 def build_service(settings: InvitationSettings) -> Service[Runtime]:
@@ -136,8 +143,17 @@ def build_service(settings: InvitationSettings) -> Service[Runtime]:
         assert runtime is not None, "commands are consumed only once the runtime is open"
         return await runtime.batcher.submit(item)
 
+    def authorize(item: IncomingCommand) -> Reply | None:
+        runtime = service.runtime
+        assert runtime is not None, "commands are consumed only once the runtime is open"
+        return runtime.gate.refusal(item)
+
     register_intake(
-        broker, submit, prefetch=settings.command_prefetch, max_bytes=settings.command_max_bytes
+        broker,
+        submit,
+        authorize,
+        prefetch=settings.command_prefetch,
+        max_bytes=settings.command_max_bytes,
     )
     return service
 

@@ -32,6 +32,7 @@ from services.notifier.sender import DeliveryEngine
 from services.notifier.settings import NotifierSettings
 from shared.ops_http import NotReadyError
 from shared.secrets import TokenSigner
+from shared.senders import broker_user
 from shared.service import Service, service_broker
 
 
@@ -127,7 +128,9 @@ def open_runtime(
     settings: NotifierSettings, metrics: Metrics, connection: AbstractRobustConnection
 ) -> Runtime:
     """Opens the stores (blocking: the skeleton calls it in a thread once PostgreSQL answers)."""
-    publisher = CommandPublisher(connection, settings.notifier_commands_exchange)
+    publisher = CommandPublisher(
+        connection, settings.notifier_commands_exchange, user_id=broker_user(settings.amqp_url)
+    )
     notifier = build_runtime(settings, publisher, metrics)
     # The wake-ups have their own aio-pika consumer (entrypoints/events.py).
     wakeups = WakeupConsumer(

@@ -31,6 +31,7 @@ from services.notifier.bootstrap import build_runtime
 from services.notifier.runtime import NotifierRuntime
 from services.notifier.settings import NotifierSettings
 from shared.contract import COMMANDS, RecordTempPasswordDelivered, Reply
+from shared.senders import broker_user
 from tests.fakes import FakeClock
 from tests.support import RABBITMQ, ROOT, free_port, temporary_schema
 
@@ -285,7 +286,9 @@ async def start_notifier(
         )
         connection = await aio_pika.connect_robust(chosen.amqp_url)
         connections.append(connection)
-        publisher = CommandPublisher(connection, chosen.notifier_commands_exchange)
+        publisher = CommandPublisher(
+            connection, chosen.notifier_commands_exchange, user_id=broker_user(chosen.amqp_url)
+        )
         runtime = await asyncio.to_thread(build_runtime, chosen, publisher)
         runtime.start()
         running.append((runtime, publisher))

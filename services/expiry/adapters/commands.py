@@ -39,11 +39,13 @@ class AmqpCommandSender:
         self,
         connection: AbstractRobustConnection,
         *,
+        user_id: str,
         on_reply: ReplyHandler,
         exchange_name: str = COMMANDS_EXCHANGE_NAME,
         publish_timeout: float = 10.0,
     ) -> None:
         self._connection = connection
+        self._user_id = user_id  # the connection's broker login (rule 29)
         self._on_reply = on_reply
         self._exchange_name = exchange_name
         self._publish_timeout = publish_timeout
@@ -86,6 +88,8 @@ class AmqpCommandSender:
                 correlation_id=command_id,
                 reply_to=self.reply_queue_name,
                 app_id="expiry",
+                # Its commands are internal: accepted only from INTERNAL_SENDERS.
+                user_id=self._user_id,
             ),
             routing_key=firing.name,
             mandatory=True,

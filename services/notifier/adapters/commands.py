@@ -33,9 +33,15 @@ class CommandPublisher:
     the first command."""
 
     def __init__(
-        self, connection: aio_pika.abc.AbstractRobustConnection, exchange_name: str
+        self,
+        connection: aio_pika.abc.AbstractRobustConnection,
+        exchange_name: str,
+        *,
+        user_id: str,
     ) -> None:
+        """`user_id`: the connection's broker login (rule 29: the proof of the sender)."""
         self._connection = connection
+        self._user_id = user_id
         self._exchange_name = exchange_name
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
@@ -61,6 +67,8 @@ class CommandPublisher:
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 message_id=str(command.command_id),
                 correlation_id=str(command.command_id),
+                # Delivery reports are internal: accepted only from INTERNAL_SENDERS.
+                user_id=self._user_id,
             ),
             routing_key="record_temp_password_delivered",
             mandatory=True,
