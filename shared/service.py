@@ -262,9 +262,12 @@ class Service(Generic[R]):
         connection = self._connection
         if connection is None:
             raise NotReadyError(self._waiting_for)
-        if not connection.connected.is_set():
+        if connection.is_closed or not connection.connected.is_set():
             raise NotReadyError("connection lost; reconnecting")
-        channel = await connection.channel()
+        try:
+            channel = await connection.channel()
+        except RuntimeError:  # closed between the check and the channel ("... closed")
+            raise NotReadyError("connection lost; reconnecting") from None
         await channel.close()
 
     async def _database_answers(self) -> object:
