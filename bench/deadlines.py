@@ -41,7 +41,7 @@ from bench.expiry import service_ready
 from services.expiry.adapters.commands import RecordingCommandSender
 from services.expiry.application import Expiry
 from services.expiry.domain.deadlines import contractor_end, contractor_reminder
-from services.expiry.entrypoints.runner import ExpiryRunner
+from services.expiry.entrypoints.deadline_loop import ExpiryRunner
 from services.invitation.eventstore import EventLog
 from shared.command_client import CommandClient
 from shared.contract import EventEnvelope, Reply

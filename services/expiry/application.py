@@ -1,7 +1,7 @@
 """Use cases of the expiry service: follow the event log, say what is due, take replies.
 
 Synchronous and clock-free (`now` is passed in), so tests drive it with a fake clock and
-the runner (entrypoints/runner.py) only adds the waiting, the threads and the broker.
+the runner (entrypoints/deadline_loop.py) only adds the waiting, the threads and the broker.
 """
 
 from __future__ import annotations

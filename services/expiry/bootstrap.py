@@ -13,7 +13,7 @@ from aio_pika.abc import AbstractRobustConnection
 from services.expiry.adapters.commands import AmqpCommandSender
 from services.expiry.application import Expiry, Timing
 from services.expiry.domain.timetable import EVENT_TYPES
-from services.expiry.entrypoints.runner import ExpiryRunner
+from services.expiry.entrypoints.deadline_loop import ExpiryRunner
 from services.expiry.settings import ExpirySettings
 from services.invitation.eventstore import EventLog
 from shared import metrics

@@ -3,7 +3,7 @@
 The protocol of services/cli/replay.py: `rebuild(settings, progress) -> events applied`.
 
 The expiry service's only state is its in-memory schedule, which it rebuilds from the
-event store every time it starts (entrypoints/runner.py). This runs the same rebuild
+event store every time it starts (entrypoints/deadline_loop.py). This runs the same rebuild
 (`Expiry.apply` over the log, in position order) in the operator's process, to show
 what a starting service would find: how many deadlines, how many already overdue (the
 service would send those at once), and the next one. It opens no broker connection, so

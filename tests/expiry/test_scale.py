@@ -13,7 +13,7 @@ import pytest
 from services.expiry.adapters.commands import RecordingCommandSender
 from services.expiry.application import Expiry
 from services.expiry.domain.deadlines import contractor_end, contractor_reminder
-from services.expiry.entrypoints.runner import ExpiryRunner
+from services.expiry.entrypoints.deadline_loop import ExpiryRunner
 from shared.contract import Reply
 from tests.fakes import MemoryLog
 from tests.support import ROOT, wait_for

@@ -17,7 +17,7 @@ import pytest
 from services.expiry.adapters.commands import RecordingCommandSender
 from services.expiry.application import Expiry, Timing
 from services.expiry.domain.dispatch import Firing
-from services.expiry.entrypoints.runner import ExpiryRunner
+from services.expiry.entrypoints.deadline_loop import ExpiryRunner
 from shared.contract import Reply
 from tests.fakes import MemoryLog
 from tests.support import wait_for
