@@ -231,6 +231,36 @@ _MAPPERS: dict[str, _Mapper] = {
         {**_temp_fields(e), "delivery": e["delivery"]},
     ),
     "invitations:Account.TempPasswordRevoked": lambda e: ("TempPasswordRevoked", _temp_fields(e)),
+    "invitations:Membership.Removed": lambda e: (
+        "MemberRemoved",
+        {
+            "account_id": _text(e["account_id"]),
+            "email": e["email"],
+            "role": e["role"],
+            "reason": e["reason"],
+        },
+    ),
+    "invitations:Membership.RoleChanged": lambda e: (
+        "MemberRoleChanged",
+        {
+            "account_id": _text(e["account_id"]),
+            "email": e["email"],
+            "role": e["role"],
+            "previous_role": e["previous_role"],
+            "access_expires_at": _iso(e["access_expires_at"]),
+            "invitation_id": _s(e["invitation_id"]),
+        },
+    ),
+    "invitations:NotificationFailure.Recorded": lambda e: (
+        "NotificationFailed",
+        {
+            "kind": e["kind"],
+            "recipient": e["email"],
+            "invitation_id": _s(e["invitation_id"]),
+            "reason": e["reason"],
+            "message_key": _text(e["message_key"]),
+        },
+    ),
 }
 
 # The stored topics (explicit `topic=` in the domain, so stable across refactors) that
@@ -258,6 +288,9 @@ EVENT_TYPE_OF_TOPIC: dict[str, str] = {
     "invitations:MassInvite.Completed": "MassInviteCompleted",
     "invitations:Account.TempPasswordDelivered": "TempPasswordDelivered",
     "invitations:Account.TempPasswordRevoked": "TempPasswordRevoked",
+    "invitations:Membership.Removed": "MemberRemoved",
+    "invitations:Membership.RoleChanged": "MemberRoleChanged",
+    "invitations:NotificationFailure.Recorded": "NotificationFailed",
 }
 assert set(EVENT_TYPE_OF_TOPIC) == set(_MAPPERS), "every published topic has its type"
 
