@@ -34,7 +34,7 @@ from services.notifier.adapters.commands import CommandPublisher
 from services.notifier.bootstrap import build_runtime
 from services.notifier.runtime import NotifierRuntime
 from services.notifier.settings import NotifierSettings
-from shared.contract import COMMANDS, RecordTempPasswordDelivered, Reply
+from shared.contract import COMMANDS, Reply
 
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PG_URL = os.environ.get("TEST_PG_URL", "postgresql://root@127.0.0.1:5432/test")
@@ -88,10 +88,12 @@ class SmtpSink:
     """An aiosmtpd server in a thread, on a fixed free port so it can go down and up.
 
     `replies` maps a recipient to the reply its RCPT gets (e.g. "451 try later"), as a
-    string or a callable returning one (or None to accept).
+    string or a callable returning one (or None to accept). `smtputf8`: whether it
+    announces SMTPUTF8 (RFC 6531), as most current servers do.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, smtputf8: bool = True) -> None:
+        self.smtputf8 = smtputf8
         self.port = free_port()
         self._lock = threading.Lock()
         self._messages: list[Received] = []
@@ -112,7 +114,12 @@ class SmtpSink:
         return [m for m in self.messages if m.kind == kind]
 
     def start(self) -> None:
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(
+            _Handler(self),
+            hostname="127.0.0.1",
+            port=self.port,
+            enable_SMTPUTF8=self.smtputf8,
+        )
         self.controller.start()
 
     def stop(self) -> None:
@@ -125,7 +132,8 @@ class SmtpSink:
         return reply() if callable(reply) else reply
 
     def keep(self, content: bytes, rcpt_to: list[str]) -> None:
-        message = email.message_from_bytes(content, policy=email.policy.default)
+        # UTF-8 throughout: with SMTPUTF8, a header may hold an internationalised address.
+        message = email.message_from_string(content.decode(), policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         with self._lock:
             self._messages.append(Received(message, tuple(rcpt_to)))
@@ -254,8 +262,9 @@ async def commands(invitations: Invitations) -> AsyncIterator[CommandRelay]:
         async with message.process():
             body = json.loads(message.body)
             relay.received.append({"routing_key": message.routing_key, **body})
-            command = RecordTempPasswordDelivered.model_validate(body)
-            reply = await asyncio.to_thread(invitations.handle, message.routing_key or "", command)
+            name = message.routing_key or ""
+            command = COMMANDS[name].model_validate(body)
+            reply = await asyncio.to_thread(invitations.handle, name, command)
             assert reply.status == "accepted", reply
 
     await queue.consume(on_message)
