@@ -94,7 +94,7 @@ async def test_manual_invitation_warns_the_invitee_and_tells_the_administrators(
     await start_notifier()
     (email,) = await wait_for(lambda: smtp.to("man@example.com"))
     assert email.kind == "invitation_manual"
-    assert "administrateur vous enverra votre mot de passe temporaire" in email.text
+    assert "Vous recevrez votre mot de passe temporaire séparément" in email.text
     assert email.message["Content-Language"] == "fr"
     (notice,) = await wait_for(lambda: smtp.to("ops@acme.io"))
     assert notice.kind == "admin_manual_passwords_pending"
