@@ -89,15 +89,24 @@ def state_tables(console: Console, as_of: datetime, tenants: dict[str, TenantSta
     for tenant_id in sorted(tenants):
         state = tenants[tenant_id]
         members = Table(title=f"{tenant_id}: members", header_style="bold")
-        for name in ("email", "role", "status", "member since", "access until", "invitation"):
+        for name in (
+            "email",
+            "role",
+            "status",
+            "member since",
+            "access until",
+            "earlier roles",
+            "invitation",
+        ):
             members.add_column(name, overflow="fold")
         for m in sorted(state.members.values(), key=lambda m: m.email):
             members.add_row(
                 m.email,
                 m.role,
-                m.status,
+                m.status if m.removed_at is None else f"removed {_time(m.removed_at)}",
                 _time(m.member_since),
                 _time(m.access_expires_at),
+                ", ".join(f"{h.role} from {_time(h.since)}" for h in m.roles[:-1]),
                 _short(m.invitation_id),
             )
         console.print(members)
