@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from scripts.walkthrough_members import REFUSED, members_and_mail
 from shared.command_client import CommandClient
 from shared.contract import Reply
 from tests.support import (
@@ -49,13 +50,22 @@ ADMIN = "root.admin@acme.example"
 
 
 class Sink:
-    """A local SMTP server that keeps what it is handed."""
+    """A local SMTP server (with SMTPUTF8) that keeps what it is handed, and refuses the
+    recipients of `REFUSED` as a real server refuses an unknown mailbox."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
 
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address in REFUSED:
+            return REFUSED[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        message = email.message_from_string(envelope.content.decode(), policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         self.messages.append(message)
         return "250 OK"
@@ -93,7 +103,7 @@ def command(tenant: str | None = None, **fields: Any) -> dict[str, Any]:
 async def walk(database_url: str, amqp_url: str, log_dir: Path) -> None:
     sink = Sink()
     smtp_port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
+    controller = Controller(sink, hostname="127.0.0.1", port=smtp_port, enable_SMTPUTF8=True)
     controller.start()
     env = service_env(
         database_url,
@@ -117,6 +127,10 @@ async def walk(database_url: str, amqp_url: str, log_dir: Path) -> None:
                 what="the events",
             )
             await accept(client, tenant, sink)
+            if has("services.notifier.__main__"):
+                await members_and_mail(
+                    client, tenant, sink.messages, tap, console=console, show=show, command=command
+                )
             if has("services.expiry.__main__"):
                 console.rule("Waiting for the contractor's reminder and expiry (live)")
                 await wait_for(
@@ -134,7 +148,9 @@ async def walk(database_url: str, amqp_url: str, log_dir: Path) -> None:
                 [
                     e
                     for e in tap.envelopes
-                    if e.tenant_id == tenant or e.data.get("email") == "bob@partner.example"
+                    if e.tenant_id == tenant
+                    or e.data.get("email") == "bob@partner.example"
+                    or e.data.get("email") == "josé@bücher.example"
                 ]
             )
         print_emails(sink.messages)
@@ -378,6 +394,13 @@ def audit(database_url: str, tenant: str, middle: datetime) -> None:
     console.rule(f"Operator: invitations state --as-of {middle.isoformat()}")
     subprocess.run(
         [cli, "state", "--tenant", tenant, "--as-of", middle.isoformat(), "--format", "table"],
+        env=env,
+        check=False,
+    )
+    now = datetime.now(UTC).isoformat()
+    console.rule("Operator: invitations state --as-of now (removed members, every role held)")
+    subprocess.run(
+        [cli, "state", "--tenant", tenant, "--as-of", now, "--format", "table"],
         env=env,
         check=False,
     )
