@@ -54,9 +54,11 @@ def member_role_changed(state: State, envelope: EventEnvelope, data: Any) -> lis
     )
     if data.role == ADMINISTRATOR:
         tenant = tenant_of(state, envelope.tenant_id)
+        before = len(tenant["admins"])
         tenant["admins"] = {**tenant["admins"], email: member.locale}
+        alone = recommend_if_alone(tenant, before, envelope)  # promoted as the first one
         state.put(tenant_key(envelope.tenant_id), tenant)
-        return [member]
+        return [member, *alone]
     return [member, *_administrators_without(state, envelope, email)]
 
 
