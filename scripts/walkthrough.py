@@ -122,6 +122,7 @@ async def walk(database_url: str, amqp_url: str, log_dir: Path) -> None:
         async with CommandClient(amqp_url) as client, EventTap(amqp_url) as tap:
             await wait_for(lambda: _answers(client), timeout=30, what="the invitation service")
             middle = await scenario(client, tenant)
+            members_changed = middle
             await wait_for(
                 lambda: any(e.event_type == "MassInviteCompleted" for e in tap.envelopes),
                 what="the events",
@@ -131,6 +132,7 @@ async def walk(database_url: str, amqp_url: str, log_dir: Path) -> None:
                 await members_and_mail(
                     client, tenant, sink.messages, tap, console=console, show=show, command=command
                 )
+                members_changed = datetime.now(UTC)
             if has("services.expiry.__main__"):
                 console.rule("Waiting for the contractor's reminder and expiry (live)")
                 await wait_for(
@@ -154,7 +156,7 @@ async def walk(database_url: str, amqp_url: str, log_dir: Path) -> None:
                 ]
             )
         print_emails(sink.messages)
-        audit(database_url, tenant, middle)
+        audit(database_url, tenant, middle, members_changed)
     finally:
         for service in services:
             service.stop()
@@ -378,7 +380,7 @@ def print_emails(messages: list[EmailMessage]) -> None:
         console.print("   " + "\n   ".join(text.strip().splitlines()[:6]), markup=False)
 
 
-def audit(database_url: str, tenant: str, middle: datetime) -> None:
+def audit(database_url: str, tenant: str, middle: datetime, members_changed: datetime) -> None:
     cli = shutil.which("invitations", path=str(Path(sys.executable).parent))
     if cli is None:
         return
@@ -397,10 +399,10 @@ def audit(database_url: str, tenant: str, middle: datetime) -> None:
         env=env,
         check=False,
     )
-    now = datetime.now(UTC).isoformat()
-    console.rule("Operator: invitations state --as-of now (removed members, every role held)")
+    after = members_changed.isoformat()
+    console.rule(f"Operator: invitations state --as-of {after} (removed members, roles held)")
     subprocess.run(
-        [cli, "state", "--tenant", tenant, "--as-of", now, "--format", "table"],
+        [cli, "state", "--tenant", tenant, "--as-of", after, "--format", "table"],
         env=env,
         check=False,
     )
