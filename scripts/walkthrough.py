@@ -402,7 +402,7 @@ def audit(database_url: str, tenant: str, middle: datetime, members_changed: dat
     after = members_changed.isoformat()
     console.rule(f"Operator: invitations state --as-of {after} (removed members, roles held)")
     subprocess.run(
-        [cli, "state", "--tenant", tenant, "--as-of", after, "--format", "table"],
+        [cli, "state", "--tenant", tenant, "--as-of", after, "--format", "table", "--wide"],
         env=env,
         check=False,
     )

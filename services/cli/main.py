@@ -1,8 +1,11 @@
 """`invitations`: the operator's console script. Thin: parse options, call, print.
 
-Configured by the services' environment (DATABASE_URL, AMQP_URL, SECRETS_KEY or
-DEVELOPMENT_MODE=true). Exit codes: 0 done, 1 a finding (tampered history, nothing to
-report, a refused retrieval), 2 a usage or configuration problem.
+Configured by the services' environment: DATABASE_URL (required), AMQP_URL (required to
+publish), SECRETS_KEY or DEVELOPMENT_MODE=true. It opens the event store read-only and
+never creates it. Exit codes: 0 done; 1 a finding (a tampered history, a refused
+retrieval); 2 a usage or configuration problem; 3 nothing matches what was named (an
+unknown tenant, batch, event type or invitation); 4 the database cannot be used
+(not reachable, authentication failed, no such database, no event store in it).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, time
 from enum import StrEnum
@@ -28,12 +31,19 @@ from services.cli.adapters.commands import record_retrieval
 from services.cli.adapters.pdf import write_temp_password_pdf
 from services.cli.adapters.publisher import republish as publish_again
 from services.cli.adapters.sent_emails import invitation_emails
-from services.cli.bootstrap import ConfigurationError, Operator, load_settings, open_operator
+from services.cli.bootstrap import (
+    CliError,
+    NotFoundError,
+    Operator,
+    load_settings,
+    open_operator,
+)
 from services.cli.history import History, HistoryFilter
 from services.cli.replay import ConsumerUnavailableError, load_rebuild
 from services.cli.report import add_invitation_emails, build_report, retrieve_temp_passwords
 from services.cli.state import state_at
 from services.invitation.eventstore import (
+    PUBLISHED_EVENT_TYPES,
     Checkpoint,
     Problem,
     checkpoint_key,
@@ -94,15 +104,41 @@ def _stdout() -> Console:
 
 @contextmanager
 def _operator() -> Iterator[Operator]:
-    try:
+    """The opened store for a command; any `CliError` inside becomes one line and its code."""
+    with _reported():
         operator = open_operator(load_settings())
-    except ConfigurationError as error:
-        _stderr().print(f"[red]configuration:[/red] {escape(str(error))}")
-        raise typer.Exit(2) from None
+        try:
+            yield operator
+        finally:
+            operator.close()
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
     try:
-        yield operator
-    finally:
-        operator.close()
+        yield
+    except CliError as error:
+        kind = {2: "configuration", 3: "not found", 4: "database"}.get(error.exit_code, "error")
+        _stderr().print(f"[red]{kind}:[/red] {escape(str(error))}")
+        raise typer.Exit(error.exit_code) from None
+
+
+def _check_named(
+    operator: Operator,
+    *,
+    tenant: str | None = None,
+    event_types: Iterable[str] = (),
+) -> None:
+    """A name that matches nothing is the operator's typo until shown otherwise: say so,
+    rather than print an empty history that reads as "nothing happened"."""
+    unknown = sorted(set(event_types) - PUBLISHED_EVENT_TYPES)
+    if unknown:
+        raise NotFoundError(
+            f"unknown event type {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(PUBLISHED_EVENT_TYPES))}"
+        )
+    if tenant is not None and not operator.audit.streams(tenant_id=tenant):
+        raise NotFoundError(f"no tenant {tenant!r} in this event store")
 
 
 def _progress(description: str) -> Progress:
@@ -125,6 +161,9 @@ def _default_format() -> Format:
 # -- audit ---------------------------------------------------------------------------------
 
 InstantOption = Annotated[str | None, typer.Option(metavar="TIME", help="ISO 8601, UTC if no zone")]
+WideOption = Annotated[
+    bool, typer.Option("--wide", help="Every column (the default fits 80 columns).")
+]
 
 
 @app.command()
@@ -146,6 +185,7 @@ def audit(
             "per line, as published on the broker).",
         ),
     ] = None,
+    wide: WideOption = False,
 ) -> None:
     """The history in store order: who did what, when, to whom."""
     query = HistoryFilter(
@@ -158,11 +198,14 @@ def audit(
         until=_instant(until),
     )
     with _operator() as operator:
+        _check_named(operator, tenant=tenant, event_types=query.event_types)
         envelopes = History(operator.store, operator.audit).envelopes(query)
         if (output or _default_format()) is Format.json:
             render.audit_json(sys.stdout, envelopes)
         else:
-            render.audit_table(Console(), envelopes)
+            count = render.audit_table(Console(), envelopes, wide=wide)
+            if count == 0 and invitation is not None:
+                raise NotFoundError(f"no invitation {invitation} in this event store")
 
 
 # -- state ---------------------------------------------------------------------------------
@@ -175,17 +218,19 @@ def state(
     ] = "now",
     tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
     output: Annotated[Format | None, typer.Option("--format", help="table or json.")] = None,
+    wide: WideOption = False,
 ) -> None:
     """Who had access at an instant (role, status, contractors' end dates) and what was pending."""
     instant = parse_instant(as_of)
     with _operator() as operator:
+        _check_named(operator, tenant=tenant)
         history = History(operator.store, operator.audit)
         envelopes = history.envelopes(HistoryFilter(tenant_id=tenant, until=instant))
         tenants = state_at(envelopes, instant, tenant)
         if (output or _default_format()) is Format.json:
             render.state_json(sys.stdout, instant, tenants)
         else:
-            render.state_tables(Console(), instant, tenants)
+            render.state_tables(Console(), instant, tenants, wide=wide)
 
 
 # -- verify --------------------------------------------------------------------------------
@@ -264,11 +309,8 @@ def replay(
     except ConsumerUnavailableError as error:
         _stderr().print(f"[red]replay:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
-    try:
+    with _reported():
         settings = load_settings()
-    except ConfigurationError as error:
-        _stderr().print(f"[red]configuration:[/red] {escape(str(error))}")
-        raise typer.Exit(2) from None
     started = datetime.now(UTC)
     with _progress(f"replaying {consumer.value}") as bar:
         task = bar.add_task("replay", total=None)
@@ -300,6 +342,8 @@ def republish_events(
     """Publish stored events again to invitations.events, with their original message ids."""
     types = frozenset(event_type or ())
     with _operator() as operator:
+        amqp_url = operator.settings.require_amqp_url()
+        _check_named(operator, event_types=types)
         history = History(operator.store, operator.audit)
         envelopes = (
             e
@@ -310,7 +354,7 @@ def republish_events(
             task = bar.add_task("republish", total=None)
             count = asyncio.run(
                 publish_again(
-                    operator.settings.amqp_url,
+                    amqp_url,
                     envelopes,
                     progress=lambda e: bar.update(task, completed=e.position),
                 )
@@ -348,13 +392,13 @@ def report(
     actor: Annotated[
         str | None, typer.Option(help="Who retrieves the passwords [default: operator:$USER].")
     ] = None,
+    wide: WideOption = False,
 ) -> None:
     """The mass-invite report: per invitee the outcome, the invitation's state, the delivery."""
     with _operator() as operator:
         found = build_report(operator.store, operator.audit, batch_id)
         if found is None:
-            _stderr().print(f"[red]report:[/red] no mass invite with batch id {batch_id}")
-            raise typer.Exit(1)
+            raise NotFoundError(f"no mass invite with batch id {batch_id}")
         invitation_ids = [r.invitation_id for r in found.rows if r.invitation_id]
         add_invitation_emails(found, invitation_emails(operator.store.recorder, invitation_ids))
         fmt = output or (ReportFormat.table if sys.stdout.isatty() else ReportFormat.json)
@@ -364,9 +408,9 @@ def report(
             elif fmt is ReportFormat.csv:
                 render.report_csv(sys.stdout, found)
             else:
-                render.report_table(Console(), found)
+                render.report_table(Console(), found, wide=wide)
             return
-        amqp_url = operator.settings.amqp_url
+        amqp_url = operator.settings.require_amqp_url()
         results = retrieve_temp_passwords(
             operator.sealed_passwords.open,
             lambda email, temp_password_id, who: record_retrieval(

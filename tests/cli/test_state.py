@@ -2,15 +2,12 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from uuid import uuid4
 
 import pytest
 
+from tests.support import suffix
+
 pytestmark = pytest.mark.integration
-
-
-def suffix() -> str:
-    return uuid4().hex[:10]
 
 
 @pytest.fixture
@@ -154,6 +151,7 @@ def test_a_removed_member_and_every_role_held_are_shown_at_each_instant(store, t
         tenant,
         "--format",
         "table",
+        "--wide",
         COLUMNS="250",
     )
     assert "removed" in table.stdout and "contractor from" in table.stdout

@@ -9,30 +9,30 @@ this module's PostgreSQL schema and RabbitMQ vhost, commands over the broker.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
-import pytest_asyncio
 
 from services.invitation.eventstore import EventLog
 from shared.command_client import CommandClient
 from shared.contract import EventEnvelope
 from shared.secrets import TokenSigner
 from shared.settings import decode_secrets_key
-from tests.support import TEST_SECRETS_KEY, ServiceProcess, unique, wait_for
+from tests.support import (
+    TEST_SECRETS_KEY,
+    ServiceProcess,
+    invitation_service_ready,
+    send_accepted,
+    unique,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 Start = Callable[..., ServiceProcess]
-
-
-@pytest_asyncio.fixture
-async def client(amqp_url: str) -> AsyncIterator[CommandClient]:
-    async with CommandClient(amqp_url) as command_client:
-        yield command_client
 
 
 @pytest.fixture
@@ -43,30 +43,11 @@ def event_log(database_url: str) -> Iterator[EventLog]:
 
 
 async def send(client: CommandClient, name: str, **fields: Any) -> dict[str, Any]:
-    body = {"command_id": str(uuid.uuid4()), "actor": "admin@example.com", **fields}
-    reply = await client.send(name, body, within=10)
-    assert reply.status == "accepted", reply
-    assert reply.result is not None
-    return reply.result
+    return await send_accepted(client, name, **fields)
 
 
 async def running(client: CommandClient, expiry: ServiceProcess) -> None:
-    async def answered() -> bool:
-        try:
-            await client.send(
-                "register_account",
-                {
-                    "command_id": str(uuid.uuid4()),
-                    "actor": "service:test",
-                    "email": f"{unique('probe')}@example.com",
-                },
-                within=1.0,
-            )
-        except TimeoutError:
-            return False
-        return True
-
-    await wait_for(answered, timeout=30, what="the invitation service to answer")
+    await invitation_service_ready(client)
     await wait_for(lambda: "rebuilt" in expiry.log(), timeout=30, what="the expiry service")
 
 

@@ -15,8 +15,13 @@ from shared.command_client import CommandClient
 from shared.contract import Reply
 from shared.secrets import TokenSigner
 from shared.settings import decode_secrets_key
-from tests.integration.conftest import ready
-from tests.support import TEST_SECRETS_KEY, EventTap, unique, wait_for
+from tests.support import (
+    TEST_SECRETS_KEY,
+    EventTap,
+    invitation_service_ready,
+    unique,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +64,7 @@ async def test_the_last_administrator_stays_and_the_others_come_and_go(
     start_service: Any, client: CommandClient, tenant: str, amqp_url: str
 ) -> None:
     start_service()
-    await ready(client)
+    await invitation_service_ready(client)
     acme = Console(client, tenant)
     ann, bob = f"{unique('ann')}@example.com", f"{unique('bob')}@example.com"
     async with EventTap(amqp_url) as tap:

@@ -15,6 +15,8 @@ from shared.contract import EventEnvelope
 from shared.topology import EVENTS_EXCHANGE_NAME
 from tests.support import temporary_vhost, wait_for
 
+pytestmark = pytest.mark.integration
+
 QUEUE = "notifier.events"
 
 

@@ -1,7 +1,7 @@
 """Fixtures of the operations checks: the deployment files, and a real running service.
 
-Self-contained on purpose (no tests/support): a schema and a vhost of its own per test,
-so a service started here never consumes another test's commands.
+A schema and a vhost of its own per service started (tests/support), so it never
+consumes another test's commands.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import temporary_schema, temporary_vhost
+from tests.support import free_port, temporary_schema, temporary_vhost
 
 ROOT = Path(__file__).resolve().parents[2]
 # Put into the services' DATABASE_URL (trust authentication ignores it): it must never
@@ -48,12 +47,6 @@ def http_get(url: str, timeout: float = 3.0) -> HttpAnswer | None:
         return HttpAnswer(error.code, error.read().decode(), error.headers["Content-Type"])
     except (urllib.error.URLError, OSError):
         return None
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # -- deployment files ---------------------------------------------------------------------

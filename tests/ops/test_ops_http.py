@@ -19,7 +19,7 @@ from shared.ops_http import (
     probe,
     start_ops_http,
 )
-from tests.ops.conftest import free_port
+from tests.support import RABBITMQ, free_port
 
 
 async def request(port: int, raw: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -234,5 +234,5 @@ def test_the_probe_command_reads_http_port_and_fails_when_it_is_off(
 
 
 def test_port_zero_serves_nothing() -> None:
-    app = FastStream(RabbitBroker("amqp://guest:guest@127.0.0.1:5672/", logger=None))
+    app = FastStream(RabbitBroker(RABBITMQ, logger=None))
     assert add_ops_http(app, 0, checks={"broker": passes}) is None
