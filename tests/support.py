@@ -69,6 +69,21 @@ def _rabbitmqctl(*args: str) -> None:
 
 
 @contextlib.contextmanager
+def temporary_broker_user(amqp_url: str, prefix: str) -> Iterator[str]:
+    """A broker user of its own on `amqp_url`'s vhost (all permissions there, nowhere
+    else), deleted afterwards; yields its AMQP_URL. Commands it publishes carry its
+    name as `user_id`."""
+    name, password = unique(prefix), uuid.uuid4().hex
+    vhost = amqp_url.rsplit("/", 1)[1] or "/"
+    _rabbitmqctl("add_user", name, password)
+    try:
+        _rabbitmqctl("set_permissions", "-p", vhost, name, ".*", ".*", ".*")
+        yield f"amqp://{name}:{password}@{RABBIT_HOST}/{vhost}"
+    finally:
+        _rabbitmqctl("delete_user", name)
+
+
+@contextlib.contextmanager
 def temporary_vhost() -> Iterator[str]:
     """An AMQP_URL on a fresh vhost, deleted afterwards (with everything in it)."""
     vhost = unique("test")

@@ -5,9 +5,12 @@ Other systems depend on these names and fields: extend them, never rename or rem
 
 from shared.contract.codes import RejectionCode
 from shared.contract.commands import (
+    AUDIENCE,
     COMMANDS,
     INTERNAL_COMMANDS,
+    PUBLIC_COMMANDS,
     AcceptInvitation,
+    Audience,
     ChangeRole,
     Command,
     ConfigureTenant,
@@ -33,10 +36,13 @@ from shared.contract.events import EVENT_DATA, EventEnvelope
 from shared.contract.replies import Reply, ReplyError
 
 __all__ = [
+    "AUDIENCE",
     "COMMANDS",
     "EVENT_DATA",
     "INTERNAL_COMMANDS",
+    "PUBLIC_COMMANDS",
     "AcceptInvitation",
+    "Audience",
     "ChangeRole",
     "Command",
     "ConfigureTenant",

@@ -43,10 +43,10 @@ class Store:
     def run(self, *args: str, **env: str) -> Result:
         return CliRunner().invoke(app, list(args), env={**self.env, **env})
 
-    def command(self, name: str, **fields: Any) -> c.Reply:
+    def command(self, name: str, *, sender: str | None = None, **fields: Any) -> c.Reply:
         fields.setdefault("actor", "admin@example.com")
         model = c.COMMANDS[name](command_id=uuid4(), **fields)
-        reply = self.service.handle(name, model)
+        reply = self.service.handle(name, model, sender)
         assert reply.status == "accepted", reply
         return reply
 

@@ -31,6 +31,7 @@ from services.notifier.bootstrap import build_runtime
 from services.notifier.runtime import NotifierRuntime
 from services.notifier.settings import NotifierSettings
 from shared.contract import COMMANDS, Reply
+from shared.senders import broker_user
 from tests.fakes import FakeClock
 from tests.support import RABBITMQ, ROOT, free_port, temporary_schema
 
@@ -286,12 +287,17 @@ async def start_notifier(
 ) -> AsyncIterator[Callable[..., Any]]:
     """Starts an in-process notifier (planner + sender); stopped at teardown."""
     running: list[tuple[NotifierRuntime, CommandPublisher]] = []
+    connections: list[aio_pika.abc.AbstractRobustConnection] = []
 
     async def start(**overrides: Any) -> NotifierRuntime:
         chosen = settings.model_copy(
             update={"notifier_commands_exchange": commands.exchange, **overrides}
         )
-        publisher = CommandPublisher(chosen.amqp_url, chosen.notifier_commands_exchange)
+        connection = await aio_pika.connect_robust(chosen.amqp_url)
+        connections.append(connection)
+        publisher = CommandPublisher(
+            connection, chosen.notifier_commands_exchange, user_id=broker_user(chosen.amqp_url)
+        )
         runtime = await asyncio.to_thread(build_runtime, chosen, publisher)
         runtime.start()
         running.append((runtime, publisher))
@@ -300,6 +306,8 @@ async def start_notifier(
     yield start
     for runtime, publisher in running:
         await stop_notifier(runtime, publisher)
+    for connection in connections:
+        await connection.close()
 
 
 async def stop_notifier(runtime: NotifierRuntime, publisher: CommandPublisher | None) -> None:

@@ -76,8 +76,10 @@ def contexts(kind: Kind) -> Iterator[dict[str, Any]]:
         "removed_at": "2030-01-08T10:30:00+00:00",
         "expired_at": "2030-03-01T12:00:05+00:00",
     }
-    for person, role, resent, ends, offset in itertools.product(
-        people, ROLES, (False, True), (True, False), (3600, 86400 + 3600)
+    # An inviter named, or none to show (rule 31: never a raw service id).
+    inviters = ("Inès Lefèvre", None)
+    for person, role, resent, ends, offset, inviter in itertools.product(
+        people, ROLES, (False, True), (True, False), (3600, 86400 + 3600), inviters
     ):
         if (ends and role != "contractor") or (kind in ABOUT_AN_END and not ends):
             continue
@@ -88,6 +90,7 @@ def contexts(kind: Kind) -> Iterator[dict[str, Any]]:
             "role": role,
             "previous_role": "administrator" if role != "administrator" else "user",
             "invited_by": "ines@acme.test",
+            "inviter": inviter,
             "resent": resent,
             "offset_seconds": offset,
             "invitation_id": KEY,

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -47,6 +48,14 @@ def http_get(url: str, timeout: float = 3.0) -> HttpAnswer | None:
         return HttpAnswer(error.code, error.read().decode(), error.headers["Content-Type"])
     except (urllib.error.URLError, OSError):
         return None
+
+
+def with_port(url: str, port: int | None) -> str:
+    """`url` with another port (None keeps it)."""
+    if port is None:
+        return url
+    parts = urlsplit(url)
+    return parts._replace(netloc=f"{parts.netloc.rpartition(':')[0]}:{port}").geturl()
 
 
 # -- deployment files ---------------------------------------------------------------------
@@ -99,8 +108,14 @@ def start_service(tmp_path: Path) -> Iterator[ServiceStarter]:
     stack = contextlib.ExitStack()
 
     def start(
-        module: str = "services.invitation", share: RunningService | None = None, **extra_env: str
+        module: str = "services.invitation",
+        share: RunningService | None = None,
+        *,
+        database_port: int | None = None,
+        amqp_port: int | None = None,
+        **extra_env: str,
     ) -> RunningService:
+        """`database_port`/`amqp_port`: reach that server through another port (a proxy)."""
         if share is None:
             database_url = stack.enter_context(temporary_schema())
             amqp_url = stack.enter_context(temporary_vhost())
@@ -110,8 +125,10 @@ def start_service(tmp_path: Path) -> Iterator[ServiceStarter]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "SQLITE_"))}
         env.pop("SECRETS_KEY", None)
         env.update(
-            DATABASE_URL=database_url.replace("://root@", f"://root:{DATABASE_PASSWORD}@"),
-            AMQP_URL=amqp_url,
+            DATABASE_URL=with_port(database_url, database_port).replace(
+                "://root@", f"://root:{DATABASE_PASSWORD}@"
+            ),
+            AMQP_URL=with_port(amqp_url, amqp_port),
             DEVELOPMENT_MODE="true",
             HTTP_PORT=str(port),
             LOG_FORMAT="json",

@@ -61,13 +61,21 @@ _ACCOUNT_COMMANDS = (
 
 @dataclass(frozen=True)
 class IncomingCommand:
+    """A parsed command and who sent it: the AMQP `user_id` it was published with (the
+    intake refuses a command without one), or None when run in process (tests, tools)."""
+
     name: str
     command: c.Command
+    sender: str | None = None
 
 
-def fingerprint(name: str, command: c.Command) -> str:
-    body = command.model_dump(mode="json")
-    return hashlib.sha256(json.dumps([name, body], sort_keys=True).encode()).hexdigest()
+def fingerprint(item: IncomingCommand) -> str:
+    """What must match for a repeated `command_id` to get the first reply: the command,
+    its body and its sender, so another sender's reuse is `command_id_reused`, never
+    the first sender's reply."""
+    body = item.command.model_dump(mode="json")
+    signed = [item.name, body, item.sender]
+    return hashlib.sha256(json.dumps(signed, sort_keys=True).encode()).hexdigest()
 
 
 # The routing table: each command to its use case (get -> decide -> add).
@@ -124,8 +132,8 @@ class InvitationService:
         self._tools.passwords.close()
         self.store.close()
 
-    def handle(self, name: str, command: c.Command) -> c.Reply:
-        return self.handle_batch([IncomingCommand(name, command)])[0]
+    def handle(self, name: str, command: c.Command, sender: str | None = None) -> c.Reply:
+        return self.handle_batch([IncomingCommand(name, command, sender)])[0]
 
     def handle_batch(self, batch: Sequence[IncomingCommand]) -> list[c.Reply]:
         """Replies in input order. One transaction for the batch; per command on conflict."""
@@ -148,7 +156,7 @@ class InvitationService:
         replies: list[c.Reply] = []
         for item in batch:
             command_id = str(item.command.command_id)
-            print_ = fingerprint(item.name, item.command)
+            print_ = fingerprint(item)
             first = earlier.get(command_id)
             if first is not None:
                 replies.append(_replay(first, print_, command_id))
@@ -242,7 +250,13 @@ class InvitationService:
         command = item.command
         command_id = str(command.command_id)
         tenant_id = command.tenant_id if isinstance(command, c.TenantCommand) else None
-        cause = Cause(actor=command.actor, command_id=command_id, at=now, tenant_id=tenant_id)
+        cause = Cause(
+            actor=command.actor,
+            command_id=command_id,
+            at=now,
+            tenant_id=tenant_id,
+            sender=item.sender,
+        )
         checkpoint = uow.checkpoint()
         try:
             outcome = USE_CASES[type(command)](self._tools, uow, command, cause)

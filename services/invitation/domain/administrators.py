@@ -43,7 +43,12 @@ class Administrators(Aggregate):
 
     @event("Created", topic=f"{TOPIC}.Created")
     def __init__(
-        self, timestamp: datetime, actor: str, correlation_id: str, tenant_id: str | None
+        self,
+        timestamp: datetime,
+        actor: str,
+        correlation_id: str,
+        tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         assert tenant_id is not None
         self.tenant_id: str = tenant_id
@@ -68,7 +73,13 @@ class Administrators(Aggregate):
 
     @event("Joined", topic=f"{TOPIC}.Joined")
     def _joined(
-        self, email: str, timestamp: datetime, actor: str, correlation_id: str, tenant_id: str
+        self,
+        email: str,
+        timestamp: datetime,
+        actor: str,
+        correlation_id: str,
+        tenant_id: str,
+        sender: str | None = None,
     ) -> None:
         self.emails = sorted([*self.emails, email])
 
@@ -78,7 +89,13 @@ class Administrators(Aggregate):
 
     @event("Left", topic=f"{TOPIC}.Left")
     def _left(
-        self, email: str, timestamp: datetime, actor: str, correlation_id: str, tenant_id: str
+        self,
+        email: str,
+        timestamp: datetime,
+        actor: str,
+        correlation_id: str,
+        tenant_id: str,
+        sender: str | None = None,
     ) -> None:
         self.emails = [e for e in self.emails if e != email]
 

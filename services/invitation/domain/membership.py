@@ -42,6 +42,7 @@ class Membership(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str,
+        sender: str | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.email = email
@@ -93,6 +94,7 @@ class Membership(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.status = INVITED
         self.role = role
@@ -138,6 +140,7 @@ class Membership(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.status = NONE
 
@@ -152,6 +155,7 @@ class Membership(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.status = ACTIVE
 
@@ -188,6 +192,7 @@ class Membership(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.status = REMOVED
 
@@ -235,6 +240,7 @@ class Membership(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.role = role
         self.access_expires_at = access_expires_at
@@ -274,6 +280,7 @@ class Membership(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.access_expires_at = access_expires_at
         self.reminded_offsets = []
@@ -310,6 +317,7 @@ class Membership(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.reminded_offsets = [*self.reminded_offsets, offset]
 
@@ -344,6 +352,7 @@ class Membership(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.status = EXPIRED
 

@@ -41,6 +41,7 @@ class NotificationFailure(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.kind = kind
