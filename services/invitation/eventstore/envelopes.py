@@ -146,6 +146,10 @@ def _temp_fields(e: _Fields) -> dict[str, Any]:
     }
 
 
+def _member_fields(e: _Fields) -> dict[str, Any]:
+    return {"account_id": _text(e["account_id"]), "email": e["email"], "role": e["role"]}
+
+
 _MAPPERS: dict[str, _Mapper] = {
     "invitations:Tenant.Configured": _tenant_configured,
     "invitations:Account.Created": _account_created,
@@ -235,19 +239,12 @@ _MAPPERS: dict[str, _Mapper] = {
     "invitations:Account.TempPasswordRevoked": lambda e: ("TempPasswordRevoked", _temp_fields(e)),
     "invitations:Membership.Removed": lambda e: (
         "MemberRemoved",
-        {
-            "account_id": _text(e["account_id"]),
-            "email": e["email"],
-            "role": e["role"],
-            "reason": e["reason"],
-        },
+        {**_member_fields(e), "reason": e["reason"]},
     ),
     "invitations:Membership.RoleChanged": lambda e: (
         "MemberRoleChanged",
         {
-            "account_id": _text(e["account_id"]),
-            "email": e["email"],
-            "role": e["role"],
+            **_member_fields(e),
             "previous_role": e["previous_role"],
             "access_expires_at": _iso(e["access_expires_at"]),
             "invitation_id": _s(e["invitation_id"]),
