@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from scripts.walkthrough_members import REFUSED, members_and_mail
 from shared.command_client import CommandClient
 from shared.contract import Reply
 from shared.senders import broker_user
@@ -52,13 +53,22 @@ ADMIN = "root.admin@acme.example"
 
 
 class Sink:
-    """A local SMTP server that keeps what it is handed."""
+    """A local SMTP server (with SMTPUTF8) that keeps what it is handed, and refuses the
+    recipients of `REFUSED` as a real server refuses an unknown mailbox."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
 
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address in REFUSED:
+            return REFUSED[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        message = email.message_from_string(envelope.content.decode(), policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         self.messages.append(message)
         return "250 OK"
@@ -97,7 +107,7 @@ async def walk(database_url: str, users: dict[str, str], log_dir: Path) -> None:
     """`users`: the AMQP_URL of each service's broker user, and the backend's."""
     sink = Sink()
     smtp_port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
+    controller = Controller(sink, hostname="127.0.0.1", port=smtp_port, enable_SMTPUTF8=True)
     controller.start()
     internal = f"{broker_user(users['notifier'])},{broker_user(users['expiry'])}"
     envs = {
@@ -128,12 +138,18 @@ async def walk(database_url: str, users: dict[str, str], log_dir: Path) -> None:
         async with CommandClient(backend) as client, EventTap(backend) as tap:
             await wait_for(lambda: _answers(client), timeout=30, what="the invitation service")
             middle = await scenario(client, tenant)
+            members_changed = middle
             await forged_delivery_report(client, tap)
             await wait_for(
                 lambda: any(e.event_type == "MassInviteCompleted" for e in tap.envelopes),
                 what="the events",
             )
             await accept(client, tenant, sink)
+            if has("services.notifier.__main__"):
+                await members_and_mail(
+                    client, tenant, sink.messages, tap, console=console, show=show, command=command
+                )
+                members_changed = datetime.now(UTC)
             if has("services.expiry.__main__"):
                 console.rule("Waiting for the contractor's reminder and expiry (live)")
                 await wait_for(
@@ -151,11 +167,13 @@ async def walk(database_url: str, users: dict[str, str], log_dir: Path) -> None:
                 [
                     e
                     for e in tap.envelopes
-                    if e.tenant_id == tenant or e.data.get("email") == "bob@partner.example"
+                    if e.tenant_id == tenant
+                    or e.data.get("email") == "bob@partner.example"
+                    or e.data.get("email") == "josé@bücher.example"
                 ]
             )
         print_emails(sink.messages)
-        audit(database_url, tenant, middle)
+        audit(database_url, tenant, middle, members_changed)
     finally:
         for service in services:
             service.stop()
@@ -414,7 +432,7 @@ def print_emails(messages: list[EmailMessage]) -> None:
         console.print("   " + "\n   ".join(text.strip().splitlines()[:6]), markup=False)
 
 
-def audit(database_url: str, tenant: str, middle: datetime) -> None:
+def audit(database_url: str, tenant: str, middle: datetime, members_changed: datetime) -> None:
     cli = shutil.which("invitations", path=str(Path(sys.executable).parent))
     if cli is None:
         return
@@ -430,6 +448,13 @@ def audit(database_url: str, tenant: str, middle: datetime) -> None:
     console.rule(f"Operator: invitations state --as-of {middle.isoformat()}")
     subprocess.run(
         [cli, "state", "--tenant", tenant, "--as-of", middle.isoformat(), "--format", "table"],
+        env=env,
+        check=False,
+    )
+    after = members_changed.isoformat()
+    console.rule(f"Operator: invitations state --as-of {after} (removed members, roles held)")
+    subprocess.run(
+        [cli, "state", "--tenant", tenant, "--as-of", after, "--format", "table", "--wide"],
         env=env,
         check=False,
     )

@@ -9,10 +9,12 @@ from uuid import uuid4
 from eventsourcing.domain import Aggregate
 
 from services.invitation.domain.account import Account
+from services.invitation.domain.administrators import Administrators
 from services.invitation.domain.batch import MassInvite
 from services.invitation.domain.cause import Cause
 from services.invitation.domain.invitation import Invitation
 from services.invitation.domain.membership import Membership
+from services.invitation.domain.notification_failure import NotificationFailure
 from services.invitation.domain.tenant import Tenant
 from tests.fakes import T0
 
@@ -100,5 +102,37 @@ def one_life_of_each_aggregate(cause: MakeCause) -> list[Aggregate]:
     membership.remind_expiry(7 * DAY, cause(T0 + 13 * DAY))
     membership.expire_contractor(cause(T0 + 20 * DAY))
 
+    # Carol joins as a user, becomes a contractor, then an administrator, and is removed.
+    member = Membership.start("acme", "carol@example.com", cause())
+    member.offer(linked.id, "user", None, cause())
+    member.activate(linked.id, cause())
+    member.change_role("contractor", PARIS_END, True, cause())
+    member.change_role("administrator", None, True, cause())
+    roster = Administrators.start("acme", cause())
+    roster.join("carol@example.com", cause())
+    roster.leave("carol@example.com", cause())
+    member.remove("left", cause())
+
+    failure = NotificationFailure.record(
+        message_key=uuid4(),
+        kind="invitation_linked",
+        recipient="carol@example.com",
+        invitation_id=linked.id,
+        reason="550 5.1.1 mailbox unknown",
+        cause=cause(),
+    )
+
     report = MassInvite.complete(batch_id, [{"index": 0, "status": "invited"}], None, cause())
-    return [tenant, registered, account, invitation, linked, lapsed, membership, report]
+    return [
+        tenant,
+        registered,
+        account,
+        invitation,
+        linked,
+        lapsed,
+        membership,
+        member,
+        roster,
+        failure,
+        report,
+    ]

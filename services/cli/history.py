@@ -28,6 +28,7 @@ from services.invitation.eventstore import (
 from shared.contract import EventEnvelope
 
 _PUBLISHED = frozenset(PUBLISHED_TOPICS)
+_FAILURE_KIND = "invitations:NotificationFailure"  # the stream index's kind of a failed email
 _SCAN_BATCH = 2_000
 
 
@@ -98,16 +99,23 @@ class History:
         return None
 
     def _invitation_streams(self, invitation_id: UUID, email: str | None) -> list[UUID]:
-        """The invitation, and the account and membership streams that tell its story."""
+        """The invitation, and the account and membership streams that tell its story, and
+        the emails to the invitee that could not be delivered (`NotificationFailed`)."""
         for envelope in self.of_streams([invitation_id]):
             if envelope.event_type == "UserInvited" and envelope.tenant_id is not None:
                 invited = str(envelope.data["email"])
                 if email is not None and email != invited:
                     return []
+                failures = [
+                    r.originator_id
+                    for r in self._audit.streams(email=invited)
+                    if r.kind == _FAILURE_KIND and r.tenant_id == envelope.tenant_id
+                ]
                 return [
                     invitation_id,
                     account_uuid(invited),
                     membership_uuid(envelope.tenant_id, invited),
+                    *failures,
                 ]
         return []
 

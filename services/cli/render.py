@@ -128,7 +128,7 @@ def state_tables(
         state = tenants[tenant_id]
         member_columns = ["email", "role", "status", "access until"]
         if wide:
-            member_columns += ["member since", "invitation"]
+            member_columns += ["member since", "earlier roles", "invitation"]
         members = Table(title=f"{cell(tenant_id)}: members", header_style="bold")
         for name in member_columns:
             members.add_column(name, overflow="fold", min_width=8)
@@ -136,9 +136,10 @@ def state_tables(
             member = {
                 "email": m.email,
                 "role": m.role,
-                "status": m.status,
+                "status": m.status if m.removed_at is None else f"removed {_time(m.removed_at)}",
                 "access until": _time(m.access_expires_at),
                 "member since": _time(m.member_since),
+                "earlier roles": ", ".join(f"{h.role} from {_time(h.since)}" for h in m.roles[:-1]),
                 "invitation": _short(m.invitation_id),
             }
             members.add_row(*(cell(member[c]) for c in member_columns))

@@ -56,6 +56,7 @@ class ReportRow:
     # The invitation email, from the notifier's sent-records when they can be read.
     invitation_email: str | None = None
     invitation_email_sent_at: str | None = None
+    locale: str | None = None  # the invitee's language, for their password sheet
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -150,6 +151,8 @@ def _fold(rows: list[ReportRow], envelopes: Iterable[EventEnvelope]) -> None:
         row = by_invitation.get(str(d.get("invitation_id")))
         if e.event_type in _INVITATION_STATES and row is not None:
             row.invitation_state = _INVITATION_STATES[e.event_type]
+            if e.event_type == "UserInvited":
+                row.locale = d.get("locale")
         elif e.event_type == "TempPasswordIssued" and row is not None:
             row.delivery_mode = d["delivery"]
             row.temp_password_id = d.get("temp_password_id")
@@ -199,6 +202,7 @@ class TempPasswordSheet:
     temp_password: str
     valid_until: str | None
     batch_id: str
+    locale: str | None = None
 
 
 def _file_name(row: ReportRow) -> str:
@@ -239,7 +243,12 @@ def retrieve_temp_passwords(
             continue
         path = directory / _file_name(row)
         sheet = TempPasswordSheet(
-            report.tenant_id, row.email, plaintext, row.temp_password_valid_until, report.batch_id
+            report.tenant_id,
+            row.email,
+            plaintext,
+            row.temp_password_valid_until,
+            report.batch_id,
+            _language(row.locale),
         )
         try:
             write_pdf(path, sheet)
@@ -259,11 +268,20 @@ def retrieve_temp_passwords(
     return results
 
 
+def _language(locale: str | None) -> str:
+    """`fr-CA` -> `fr`: the sheets speak English and French (as the emails)."""
+    primary = (locale or "en").replace("_", "-").split("-")[0].lower()
+    return primary if primary in ("en", "fr") else "en"
+
+
 def _not_available(row: ReportRow) -> Retrieval:
     why = {
         "retrieved": f"already retrieved at {row.delivered_at} by {row.delivered_by}",
         "expired": "it expired unused",
-        "withdrawn": "it was withdrawn (the invitation was revoked or re-sent)",
+        "withdrawn": (
+            "it was withdrawn (the invitation was revoked or re-sent, the member removed, "
+            "or the contractor's access ended)"
+        ),
         "password_changed": "the invitee already set their own password",
     }.get(row.temp_password or "", "it is no longer available")
     return Retrieval(

@@ -2,7 +2,9 @@
 
 Pure: no store, no clock. Members come from accepted invitations; a contractor's access
 ends at its end date (rule 20) even if the expiry service recorded `ContractorExpired`
-late, and a pending invitation whose link had expired says so.
+late, and a pending invitation whose link had expired says so. A removed member stays
+listed as `removed` (rule 34), and each member's roles are listed in order, with the
+instant each began: an audit asks "who had which role when".
 """
 
 from __future__ import annotations
@@ -16,15 +18,24 @@ from shared.contract import EventEnvelope
 
 
 @dataclass
+class RoleHeld:
+    role: str
+    since: datetime
+    access_expires_at: datetime | None = None
+
+
+@dataclass
 class Member:
     email: str
     role: str
-    status: str  # active | expired
+    status: str  # active | expired | removed
     account_id: str
     member_since: datetime
     invitation_id: str
     access_expires_at: datetime | None = None
     expired_at: datetime | None = None
+    removed_at: datetime | None = None
+    roles: list[RoleHeld] = field(default_factory=list)
 
 
 @dataclass
@@ -49,7 +60,7 @@ class TenantState:
         return {
             "tenant_id": self.tenant_id,
             "members": [
-                _jsonable(m.__dict__) for m in sorted(self.members.values(), key=lambda m: m.email)
+                _member_json(m) for m in sorted(self.members.values(), key=lambda m: m.email)
             ],
             "pending_invitations": [
                 _jsonable(p.__dict__)
@@ -60,6 +71,13 @@ class TenantState:
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
+
+
+def _member_json(member: Member) -> dict[str, Any]:
+    return {
+        **_jsonable(member.__dict__),
+        "roles": [_jsonable(held.__dict__) for held in member.roles],
+    }
 
 
 def _when(value: Any) -> datetime | None:
@@ -119,6 +137,8 @@ def state_at(
         elif e.event_type == "InvitationAccepted":
             t.pending.pop(invitation_id, None)
             known = invitations.get(invitation_id)
+            end = known.access_expires_at if known else None
+            earlier = t.members.get(d["email"])  # removed or expired, now back
             t.members[d["email"]] = Member(
                 email=d["email"],
                 role=d["role"],
@@ -126,8 +146,22 @@ def state_at(
                 account_id=d["account_id"],
                 member_since=e.occurred_at,
                 invitation_id=invitation_id,
-                access_expires_at=known.access_expires_at if known else None,
+                access_expires_at=end,
+                roles=[
+                    *(earlier.roles if earlier else []),
+                    RoleHeld(d["role"], e.occurred_at, end),
+                ],
             )
+        elif e.event_type == "MemberRoleChanged":
+            member = t.members.get(d["email"])
+            if member is not None:
+                member.role = d["role"]
+                member.access_expires_at = _when(d.get("access_expires_at"))
+                member.roles.append(RoleHeld(d["role"], e.occurred_at, member.access_expires_at))
+        elif e.event_type == "MemberRemoved":
+            member = t.members.get(d["email"])
+            if member is not None:
+                member.status, member.removed_at = "removed", e.occurred_at
         elif e.event_type == "ContractorExpiryChanged":
             end = datetime.fromisoformat(d["access_expires_at"])
             member = t.members.get(d["email"])

@@ -62,6 +62,8 @@ SUMMARIES = {
     "accept_invitation": "Accept an invitation with the token from its link.",
     "set_contractor_expiry": "Change when a contractor's access ends.",
     "configure_tenant": "Change a tenant's settings (only the fields given).",
+    "remove_member": "Remove a member from a tenant (never its last administrator).",
+    "change_role": "Give a member another role (a contractor needs `access_expires_at`).",
     "register_account": "Register an account outside any invitation.",
     "record_password_changed": "Record that a person set their own password.",
     "lapse_invitation": "Lapse an invitation whose time is up (refused `not_due` before).",
@@ -70,6 +72,7 @@ SUMMARIES = {
     "remind_contractor_expiry": "Announce a contractor's coming expiry, once per offset.",
     "record_temp_password_delivered": "The notifier emailed a temporary password.",
     "retrieve_temp_password": "Take a manual temporary password, once (the CLI's report).",
+    "record_notification_failed": "The notifier could not deliver an email (internal).",
 }
 
 

@@ -90,7 +90,7 @@ def build_runtime(
         ),
         metrics=metrics,
         poll_interval=settings.notifier_poll_interval,
-        on_password_sent=reports.wake,
+        on_report_due=reports.wake,
     )
     planner = Planner(event_log, store, batch_size=settings.notifier_plan_batch)
     return NotifierRuntime(

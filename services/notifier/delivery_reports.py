@@ -1,9 +1,16 @@
-"""Telling the invitation service which automatic passwords were delivered (rule 13).
+"""Telling the invitation service what became of emails it must know about.
 
-Once an automatic password email is `sent`, `record_temp_password_delivered` is published
-so the invitation service destroys the sealed copy; the row is then marked reported.
-Unreported rows (broker or database away, or a crash in between) are published again:
-the command id is derived from the password's id, so repeats are idempotent.
+- Once an automatic password email is `sent`, `record_temp_password_delivered` is
+  published so the invitation service destroys the sealed copy (rule 13).
+- Once an email has `failed` (refused for good, or out of attempts),
+  `record_notification_failed` is published so it becomes a `NotificationFailed` event
+  (rule 35): shown with the invitation, and told to the administrators. Every kind of
+  email is reported, the administrators' own notices too; planning decides who hears of
+  it, and never answers a failed notice to administrators with another one (no loop).
+
+Each row is then marked reported. Unreported rows (broker or database away, or a crash
+in between) are published again: the command ids are derived from the row, so repeats
+are idempotent.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import logging
 from typing import Protocol
 from uuid import UUID
 
-from services.notifier.adapters.ledger import EmailLedger
+from services.notifier.adapters.ledger import EmailLedger, FailedEmail
 from services.notifier.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -23,9 +30,11 @@ log = logging.getLogger(__name__)
 class DeliveryRecorder(Protocol):
     async def record_temp_password_delivered(self, email: str, temp_password_id: UUID) -> None: ...
 
+    async def record_notification_failed(self, failure: FailedEmail) -> None: ...
+
 
 class DeliveryReports:
-    """Reports sent automatic-password emails to the invitation service (rule 13)."""
+    """Reports delivered passwords (rule 13) and failed emails (rule 35)."""
 
     def __init__(
         self,
@@ -51,7 +60,10 @@ class DeliveryReports:
         self._task = asyncio.create_task(self._run(), name="notifier-delivery-reports")
 
     async def report_pending(self) -> int:
-        """Publish the command for every unreported sent password email; how many."""
+        """Publish the command for every unreported outcome; how many."""
+        return await self._report_deliveries() + await self._report_failures()
+
+    async def _report_deliveries(self) -> int:
         total = 0
         while True:
             rows = await asyncio.to_thread(self._ledger.unrecorded_deliveries, self._batch)
@@ -64,6 +76,20 @@ class DeliveryReports:
             self._metrics.deliveries_recorded.inc(len(rows))
             total += len(rows)
 
+    async def _report_failures(self) -> int:
+        total = 0
+        while True:
+            failures = await asyncio.to_thread(self._ledger.unreported_failures, self._batch)
+            if not failures:
+                return total
+            told = [f for f in failures if f.tenant_id is not None]
+            for failure in failures:
+                if failure.tenant_id is None:  # no email is planned without one today
+                    log.error("failed email %s has no tenant: not reported", failure.key)
+            await asyncio.gather(*(self._recorder.record_notification_failed(f) for f in told))
+            await asyncio.to_thread(self._ledger.mark_delivery_recorded, [f.key for f in failures])
+            total += len(failures)
+
     async def _run(self) -> None:
         delay = 1.0
         while True:
@@ -73,7 +99,7 @@ class DeliveryReports:
                 delay = 1.0
             except Exception as error:
                 # Broker or database away: the rows stay unreported and are tried again.
-                log.warning("could not report delivered passwords (%s); retrying", error)
+                log.warning("could not report email outcomes (%s); retrying", error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue

@@ -8,8 +8,9 @@
 - A flusher records outcomes in one transaction per batch (`sent`, retry later,
   `failed`, `skipped`): once `batch` outcomes are in, once no send is left running, or
   `linger` seconds after the first. A slot is freed only when its outcome is recorded.
-- Once an automatic password email is `sent`, `on_password_sent` wakes the reports
-  (delivery_reports.py) that tell the invitation service to destroy the sealed copy.
+- Once an automatic password email is `sent`, or any email has `failed`, `on_report_due`
+  wakes the reports (delivery_reports.py) that tell the invitation service: to destroy
+  the sealed copy, or to record `NotificationFailed`.
 
 So a steady stream of emails costs two notifier transactions per batch, not per email,
 and while one batch is recorded and the next claimed, the other half of the window keeps
@@ -46,7 +47,7 @@ from services.notifier.domain.delivery import (
     Sent,
     Skipped,
 )
-from services.notifier.domain.emails import Kind
+from services.notifier.domain.emails import Kind, UndeliverableAddressError
 from services.notifier.errors import PermanentMailError, TransientMailError
 from services.notifier.metrics import Metrics
 
@@ -89,7 +90,7 @@ class DeliveryEngine:
         clock: Callable[[], float] = time.time,
         poll_interval: float = 1.0,
         linger: float = 0.05,
-        on_password_sent: Callable[[], None] = lambda: None,
+        on_report_due: Callable[[], None] = lambda: None,
     ) -> None:
         self._ledger = ledger
         self._composer = composer
@@ -100,7 +101,7 @@ class DeliveryEngine:
         self._clock = clock
         self._poll = poll_interval
         self._linger = linger
-        self._on_password_sent = on_password_sent
+        self._on_report_due = on_report_due
         # Enough to keep every connection busy, small enough to bound the re-send window.
         self.max_in_flight = connections * 4
         # Half the window: one half is sent while the other is recorded and reclaimed.
@@ -229,6 +230,8 @@ class DeliveryEngine:
             return Skipped(row.key, "no temporary password id in the event")
         try:
             subject, message = self._composer.compose(row, password, self._clock())
+        except UndeliverableAddressError as error:
+            return Failed(row.key, str(error))
         except Exception as error:
             log.exception("could not render %s for %s", row.kind, row.recipient)
             return Failed(row.key, f"render: {type(error).__name__}: {error}")
@@ -314,8 +317,11 @@ class DeliveryEngine:
         # may now come before the dispatcher's next look.
         if self._more_due or any(isinstance(o, Retry) for o in batch):
             self._wake.set()
-        if any(isinstance(o, Sent) and o.temp_password_id is not None for o in batch):
-            self._on_password_sent()
+        if any(
+            isinstance(o, Failed) or (isinstance(o, Sent) and o.temp_password_id is not None)
+            for o in batch
+        ):
+            self._on_report_due()
         return True
 
     # -- stopping ------------------------------------------------------------------------

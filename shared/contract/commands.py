@@ -103,6 +103,21 @@ class ConfigureTenant(TenantCommand):
     admin_notification_emails: list[str] | None = None
 
 
+class RemoveMember(TenantCommand):
+    """An administrator ends a member's access to the tenant (rule 34)."""
+
+    email: str
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class ChangeRole(TenantCommand):
+    """An administrator gives a member another role; `access_expires_at` for contractors."""
+
+    email: str
+    role: str
+    access_expires_at: AwareDatetime | None = None
+
+
 class RegisterAccount(Command):
     email: str
     display_name: str | None = None
@@ -141,6 +156,20 @@ class RecordTempPasswordDelivered(Command):
     temp_password_id: UUID
 
 
+class RecordNotificationFailed(TenantCommand):
+    """The notifier could not deliver an email: refused for good, or retries exhausted.
+
+    `message_key` is the notifier's key of that one email (event, kind, recipient): the
+    same failure reported twice is recorded once.
+    """
+
+    message_key: UUID
+    kind: str = Field(min_length=1, max_length=64)
+    recipient: str = Field(min_length=1, max_length=320)
+    invitation_id: UUID | None = None
+    reason: str = Field(min_length=1, max_length=1000)
+
+
 class RetrieveTempPassword(Command):
     """An administrator takes a manual temporary password (the CLI's report), once."""
 
@@ -156,6 +185,8 @@ COMMANDS: dict[str, type[Command]] = {
     "accept_invitation": AcceptInvitation,
     "set_contractor_expiry": SetContractorExpiry,
     "configure_tenant": ConfigureTenant,
+    "remove_member": RemoveMember,
+    "change_role": ChangeRole,
     "register_account": RegisterAccount,
     "record_password_changed": RecordPasswordChanged,
     "lapse_invitation": LapseInvitation,
@@ -164,6 +195,7 @@ COMMANDS: dict[str, type[Command]] = {
     "remind_contractor_expiry": RemindContractorExpiry,
     "record_temp_password_delivered": RecordTempPasswordDelivered,
     "retrieve_temp_password": RetrieveTempPassword,
+    "record_notification_failed": RecordNotificationFailed,
 }
 
 
@@ -187,11 +219,15 @@ AUDIENCE: dict[str, Audience] = {
     "register_account": Audience.PUBLIC,
     "record_password_changed": Audience.PUBLIC,
     "retrieve_temp_password": Audience.PUBLIC,
+    "remove_member": Audience.PUBLIC,
+    "change_role": Audience.PUBLIC,
     "lapse_invitation": Audience.INTERNAL,
     "expire_temp_password": Audience.INTERNAL,
     "expire_contractor": Audience.INTERNAL,
     "remind_contractor_expiry": Audience.INTERNAL,
     "record_temp_password_delivered": Audience.INTERNAL,
+    # The notifier's report of an undeliverable email (rule 35).
+    "record_notification_failed": Audience.INTERNAL,
 }
 assert AUDIENCE.keys() == COMMANDS.keys(), "every command says who may send it"
 

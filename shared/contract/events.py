@@ -166,12 +166,47 @@ class TempPasswordDelivered(_Data):
 
 
 class TempPasswordRevoked(_Data):
-    """An unused temporary password was withdrawn (its invitation was revoked or re-sent)."""
+    """An unused temporary password was withdrawn: its invitation was revoked or re-sent,
+    its member removed, or the contractor's access ended."""
 
     invitation_id: UUID
     account_id: UUID
     email: str
     temp_password_id: UUID
+
+
+class MemberRemoved(_Data):
+    """An administrator ended a member's access (rule 34); `role` is the one they had."""
+
+    account_id: UUID
+    email: str
+    role: str
+    reason: str | None
+
+
+class MemberRoleChanged(_Data):
+    """A member's role changed (rule 34); `access_expires_at` is set for a contractor."""
+
+    account_id: UUID
+    email: str
+    role: Literal["user", "administrator", "contractor"]
+    previous_role: str
+    access_expires_at: datetime | None
+    invitation_id: UUID | None = None  # the invitation the membership came from
+
+
+class NotificationFailed(_Data):
+    """An email could not be delivered (rule 35): refused for good, or retries exhausted.
+
+    `kind` is the notifier's kind of email; `invitation_id` is set when the email was the
+    invitation itself; `reason` is the mail server's reply, or why it was not tried.
+    """
+
+    kind: str
+    recipient: str
+    invitation_id: UUID | None
+    reason: str
+    message_key: UUID | None = None
 
 
 EVENT_DATA: dict[str, type[_Data]] = {
@@ -195,5 +230,8 @@ EVENT_DATA: dict[str, type[_Data]] = {
         MassInviteCompleted,
         TempPasswordDelivered,
         TempPasswordRevoked,
+        MemberRemoved,
+        MemberRoleChanged,
+        NotificationFailed,
     )
 }

@@ -23,6 +23,7 @@ _INVITATION = "0b6f2c7e-8d1a-4c3b-9e5f-7a2d1c4b6e80"
 _ACCOUNT = "9d3e1a2b-4c5f-4a6b-8c7d-0e1f2a3b4c5d"
 _BATCH = "c4a1e2f3-5b6c-4d7e-8f90-a1b2c3d4e5f6"
 _TEMP_PASSWORD = "e7d6c5b4-a3f2-4e1d-9c8b-7a6f5e4d3c2b"
+_MESSAGE = "6a5b4c3d-2e1f-4a0b-9c8d-7e6f5a4b3c2d"
 _END = "2030-06-30T17:00:00Z"
 _LATER = "2030-09-30T17:00:00Z"
 _WEEK = "2030-01-22T09:30:00Z"
@@ -79,6 +80,19 @@ COMMAND_EXAMPLES: dict[str, Json] = {
         email=_INVITEE, temp_password_id=_TEMP_PASSWORD, actor="service:notifier"
     ),
     "retrieve_temp_password": _command(email=_INVITEE, temp_password_id=_TEMP_PASSWORD),
+    "remove_member": _command(tenant_id=_TENANT, email=_INVITEE, reason="left the company"),
+    "change_role": _command(
+        tenant_id=_TENANT, email=_INVITEE, role="contractor", access_expires_at=_END
+    ),
+    "record_notification_failed": _command(
+        tenant_id=_TENANT,
+        message_key=_MESSAGE,
+        kind="invitation_automatic",
+        recipient=_INVITEE,
+        invitation_id=_INVITATION,
+        reason="recipient refused: 550 5.1.1 no such mailbox",
+        actor="service:notifier",
+    ),
 }
 
 RESULT_EXAMPLES: dict[str, Json] = {
@@ -149,6 +163,21 @@ RESULT_EXAMPLES: dict[str, Json] = {
     "remind_contractor_expiry": {"email": _CONTRACTOR, "reminded": True},
     "record_temp_password_delivered": {"temp_password_id": _TEMP_PASSWORD, "recorded": True},
     "retrieve_temp_password": {"temp_password_id": _TEMP_PASSWORD, "retrieved": True},
+    "remove_member": {
+        "email": _INVITEE,
+        "account_id": _ACCOUNT,
+        "role": "user",
+        "temp_password_withdrawn": False,
+    },
+    "change_role": {
+        "email": _INVITEE,
+        "account_id": _ACCOUNT,
+        "role": "contractor",
+        "previous_role": "user",
+        "access_expires_at": _END,
+        "changed": True,
+    },
+    "record_notification_failed": {"message_key": _MESSAGE, "recorded": True},
 }
 
 _SETTINGS = RESULT_EXAMPLES["configure_tenant"]["settings"]
@@ -229,6 +258,27 @@ EVENT_EXAMPLES: dict[str, Json] = {
         "account_id": _ACCOUNT,
         "email": _INVITEE,
         "temp_password_id": _TEMP_PASSWORD,
+    },
+    "MemberRemoved": {
+        "account_id": _ACCOUNT,
+        "email": _INVITEE,
+        "role": "user",
+        "reason": "left the company",
+    },
+    "MemberRoleChanged": {
+        "account_id": _ACCOUNT,
+        "email": _INVITEE,
+        "role": "contractor",
+        "previous_role": "user",
+        "access_expires_at": _END,
+        "invitation_id": _INVITATION,
+    },
+    "NotificationFailed": {
+        "kind": "invitation_automatic",
+        "recipient": _INVITEE,
+        "invitation_id": _INVITATION,
+        "reason": "recipient refused: 550 5.1.1 no such mailbox",
+        "message_key": _MESSAGE,
     },
 }
 

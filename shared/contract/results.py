@@ -131,6 +131,27 @@ class RetrieveTempPasswordResult(Result):
     retrieved: bool
 
 
+class RemoveMemberResult(Result):
+    email: str
+    account_id: UUID
+    role: str
+    temp_password_withdrawn: bool
+
+
+class ChangeRoleResult(Result):
+    email: str
+    account_id: UUID
+    role: str
+    previous_role: str
+    access_expires_at: datetime | None
+    changed: bool
+
+
+class RecordNotificationFailedResult(Result):
+    message_key: UUID
+    recorded: bool
+
+
 RESULTS: dict[str, type[Result]] = {
     "invite_user": InviteUserResult,
     "mass_invite": MassInviteResult,
@@ -147,4 +168,7 @@ RESULTS: dict[str, type[Result]] = {
     "remind_contractor_expiry": RemindContractorExpiryResult,
     "record_temp_password_delivered": RecordTempPasswordDeliveredResult,
     "retrieve_temp_password": RetrieveTempPasswordResult,
+    "remove_member": RemoveMemberResult,
+    "change_role": ChangeRoleResult,
+    "record_notification_failed": RecordNotificationFailedResult,
 }

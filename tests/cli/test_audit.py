@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from uuid import uuid4
 
 import pytest
 
@@ -141,3 +142,29 @@ def test_an_unknown_email_has_no_history(store, tenant: str):
 
     assert result.exit_code == 0
     assert result.stdout == ""
+
+
+def test_an_invitations_history_includes_its_undelivered_emails(store, tenant: str):
+    email = f"typo-{suffix()}@exmaple.com"
+    invitation = store.invite(tenant, email)
+    store.command(
+        "record_notification_failed",
+        tenant_id=tenant,
+        actor="service:notifier",
+        message_key=uuid4(),
+        kind="invitation_automatic",
+        recipient=email,
+        invitation_id=invitation,
+        reason="550 5.1.1 no such mailbox",
+    )
+
+    result = store.run("audit", "--invitation", str(invitation), "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    found = _lines(result.stdout)
+    assert [e.event_type for e in found] == [
+        "UserInvited",
+        "TempPasswordIssued",
+        "NotificationFailed",
+    ]
+    assert found[-1].data["reason"] == "550 5.1.1 no such mailbox"

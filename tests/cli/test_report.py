@@ -12,6 +12,7 @@ import pytest
 
 from services.invitation.eventstore import account_uuid
 from shared.command_client import CommandClient
+from shared.locales import format_moment
 from shared.secrets import TempPasswordHasher
 from tests.support import (
     ServiceProcess,
@@ -24,12 +25,12 @@ from tests.support import (
 pytestmark = pytest.mark.integration
 
 
-def mass_invite(store, tenant, emails, delivery="manual"):
+def mass_invite(store, tenant, emails, delivery="manual", locale=None):
     reply = store.command(
         "mass_invite",
         tenant_id=tenant,
         temp_password_delivery=delivery,
-        invitees=[{"email": e, "role": "user"} for e in emails],
+        invitees=[{"email": e, "role": "user", "locale": locale} for e in emails],
     )
     assert reply.result is not None
     return reply.result
@@ -45,9 +46,9 @@ def pdf_text(path) -> str:
     return "\n".join(page.extract_text() for page in pypdf.PdfReader(path).pages)
 
 
-def password_in(text: str) -> str:
+def password_in(text: str, label: str = "Temporary password:") -> str:
     lines = text.splitlines()
-    return lines[lines.index("Temporary password:") + 1].strip()
+    return lines[lines.index(label) + 1].strip()
 
 
 @pytest.fixture
@@ -148,6 +149,30 @@ def test_manual_temporary_passwords_are_written_once_each(store, tenant, tmp_pat
     assert "temp_password_not_available" in second.stderr
     assert "already retrieved" in second.stderr and "operator:olga" in second.stderr
     assert not (tmp_path / "second").exists() or not any((tmp_path / "second").iterdir())
+
+
+@pytest.mark.usefixtures("service_on_broker")
+def test_a_password_sheet_speaks_the_invitees_language_with_a_human_date(store, tenant, tmp_path):
+    french, english = f"fr-{suffix()}@example.com", f"en-{suffix()}@example.com"
+    batch_fr = mass_invite(store, tenant, [french], locale="fr-CA")["batch_id"]
+    batch_en = mass_invite(store, tenant, [english])["batch_id"]
+    sheets = {}
+    for batch_id in (batch_fr, batch_en):
+        valid_until = report_json(store, batch_id)["rows"][0]["temp_password_valid_until"]
+        result = store.run("report", batch_id, "--temp-passwords", str(tmp_path / batch_id))
+        assert result.exit_code == 0, result.output
+        (sheet,) = (tmp_path / batch_id).iterdir()
+        sheets[batch_id] = (pdf_text(sheet), valid_until)
+
+    text, valid_until = sheets[batch_fr]
+    assert "Votre mot de passe temporaire" in text
+    assert f"Valable jusqu'au\u00a0: {format_moment(valid_until, 'fr')}" in text
+    account = store.service.store.repository.get(account_uuid(french))
+    label = "Mot de passe temporaire\u00a0:"
+    assert TempPasswordHasher().verify(account.temp_hash, password_in(text, label))
+    text, valid_until = sheets[batch_en]
+    assert "Your temporary password" in text
+    assert f"Valid until: {format_moment(valid_until, 'en')}" in text
 
 
 @pytest.mark.usefixtures("service_on_broker")

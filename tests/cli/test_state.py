@@ -117,3 +117,41 @@ def test_without_a_tenant_every_tenant_is_shown_as_a_table(store, tenant, histor
     assert f"{tenant}: members" in result.stdout
     assert f"{other}: pending invitations" in result.stdout
     assert history["alice"] in result.stdout
+
+
+def test_a_removed_member_and_every_role_held_are_shown_at_each_instant(store, tenant, history):
+    t0, alice, carl = history["t0"], history["alice"], history["carl"]
+    store.clock.advance(hours=1)  # t0 + 6h
+    store.command("change_role", tenant_id=tenant, email=alice, role="administrator")
+    store.clock.advance(hours=1)  # t0 + 7h
+    store.command("change_role", tenant_id=tenant, email=carl, role="user")
+    store.clock.advance(hours=1)  # t0 + 8h
+    store.command("remove_member", tenant_id=tenant, email=carl, reason="project over")
+
+    before, _ = _state(store, tenant, t0 + timedelta(hours=6, minutes=30))
+    after, _ = _state(store, tenant, t0 + timedelta(hours=8, minutes=30))
+
+    assert (before[alice]["role"], before[carl]["role"]) == ("administrator", "contractor")
+    assert before[carl]["status"] == "active"
+    assert (after[carl]["status"], after[carl]["removed_at"]) == (
+        "removed",
+        (t0 + timedelta(hours=8)).isoformat(),
+    )
+    assert [(r["role"], r["since"]) for r in after[carl]["roles"]] == [
+        ("contractor", (t0 + timedelta(hours=2)).isoformat()),
+        ("user", (t0 + timedelta(hours=7)).isoformat()),
+    ]
+    assert after[carl]["access_expires_at"] is None
+    assert [r["role"] for r in after[alice]["roles"]] == ["user", "administrator"]
+    table = store.run(
+        "state",
+        "--as-of",
+        (t0 + timedelta(hours=8, minutes=30)).isoformat(),
+        "--tenant",
+        tenant,
+        "--format",
+        "table",
+        "--wide",
+        COLUMNS="250",
+    )
+    assert "removed" in table.stdout and "contractor from" in table.stdout

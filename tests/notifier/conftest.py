@@ -30,7 +30,7 @@ from services.notifier.adapters.commands import CommandPublisher
 from services.notifier.bootstrap import build_runtime
 from services.notifier.runtime import NotifierRuntime
 from services.notifier.settings import NotifierSettings
-from shared.contract import COMMANDS, RecordTempPasswordDelivered, Reply
+from shared.contract import COMMANDS, Reply
 from shared.senders import broker_user
 from tests.fakes import FakeClock
 from tests.support import RABBITMQ, ROOT, free_port, temporary_schema
@@ -76,10 +76,12 @@ class SmtpSink:
     """An aiosmtpd server in a thread, on a fixed free port so it can go down and up.
 
     `replies` maps a recipient to the reply its RCPT gets (e.g. "451 try later"), as a
-    string or a callable returning one (or None to accept).
+    string or a callable returning one (or None to accept). `smtputf8`: whether it
+    announces SMTPUTF8 (RFC 6531), as most current servers do.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, smtputf8: bool = True) -> None:
+        self.smtputf8 = smtputf8
         self.port = free_port()
         self._lock = threading.Lock()
         self._messages: list[Received] = []
@@ -100,7 +102,12 @@ class SmtpSink:
         return [m for m in self.messages if m.kind == kind]
 
     def start(self) -> None:
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(
+            _Handler(self),
+            hostname="127.0.0.1",
+            port=self.port,
+            enable_SMTPUTF8=self.smtputf8,
+        )
         self.controller.start()
 
     def stop(self) -> None:
@@ -113,7 +120,8 @@ class SmtpSink:
         return reply() if callable(reply) else reply
 
     def keep(self, content: bytes, rcpt_to: list[str]) -> None:
-        message = email.message_from_bytes(content, policy=email.policy.default)
+        # UTF-8 throughout: with SMTPUTF8, a header may hold an internationalised address.
+        message = email.message_from_string(content.decode(), policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         with self._lock:
             self._messages.append(Received(message, tuple(rcpt_to)))
@@ -224,8 +232,9 @@ async def commands(invitations: Invitations) -> AsyncIterator[CommandRelay]:
         async with message.process():
             body = json.loads(message.body)
             relay.received.append({"routing_key": message.routing_key, **body})
-            command = RecordTempPasswordDelivered.model_validate(body)
-            reply = await asyncio.to_thread(invitations.handle, message.routing_key or "", command)
+            name = message.routing_key or ""
+            command = COMMANDS[name].model_validate(body)
+            reply = await asyncio.to_thread(invitations.handle, name, command)
             assert reply.status == "accepted", reply
 
     await queue.consume(on_message)

@@ -56,7 +56,7 @@ def test_an_invitation_sent_by_a_service_names_the_administrators_not_the_servic
     )
     for part in (rendered.text, rendered.html):
         assert "service:" not in part
-    expected = "The administrators of the" if locale == "en" else "Les administrateurs de"
+    expected = "The administrators of the" if locale == "en" else "Les personnes qui administrent"
     assert expected in rendered.text
     assert expected in rendered.html
 
@@ -91,4 +91,5 @@ def test_the_administrators_notice_of_a_new_administrator_never_shows_a_service_
         Kind.ADMIN_ADMINISTRATOR_INVITED, "en", dict(notices[0].context)
     )
     assert "service:" not in rendered.text + rendered.html
-    assert "(new-admin@acme.test) was invited to be an administrator" in rendered.text
+    # No display name: the address once, as the subject of the sentence.
+    assert "new-admin@acme.test was invited to be an administrator" in rendered.text

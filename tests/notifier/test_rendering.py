@@ -75,6 +75,19 @@ CONTEXTS: dict[Kind, dict[str, Any]] = {
         "temp_password_id": None, "resent": False,
     },
     Kind.ADMIN_ONE_ADMINISTRATOR: {"email": "ann@acme.test"},
+    Kind.MEMBER_REMOVED: {
+        "email": "bob@x.test", "display_name": "Bob", "role": "user",
+        "removed_at": "2030-01-08T10:30:00+00:00",
+    },
+    Kind.MEMBER_ROLE_CHANGED: {
+        "email": "bob@x.test", "display_name": "Bob", "role": "contractor",
+        "previous_role": "user", "access_expires_at": "2030-03-01T12:00:00+00:00",
+    },
+    Kind.ADMIN_NOTIFICATION_FAILED: {
+        "email": "bob@x.test", "display_name": "Bob", "role": "user",
+        "reason": "550 5.1.1 mailbox unknown", "failed_kind": "invitation_automatic",
+        "about": "invitation", "invitation_id": str(KEY),
+    },
 }  # fmt: skip
 
 
@@ -118,7 +131,7 @@ def test_contractor_invitation_states_read_only_access_and_its_end(renderer: Ren
     english = render(renderer, Kind.INVITATION_LINKED, "en")
     assert "read-only and ends on 1 March 2030, 12:00 UTC" in english.text
     french = render(renderer, Kind.INVITATION_LINKED, "fr")
-    assert "lecture seule et prend fin le 1er mars 2030 à 12:00 UTC" in french.text
+    assert "lecture seule, qui prendra fin le 1er mars 2030 à 12\u00a0h\u00a000 UTC" in french.text
     user = render(renderer, Kind.INVITATION_LINKED, "en", role="user", access_expires_at=None)
     assert "read-only" not in user.text
 
@@ -129,7 +142,7 @@ def test_each_invitation_variant_tells_how_to_sign_in(renderer: Renderer) -> Non
     manual = render(renderer, Kind.INVITATION_MANUAL, "en")
     assert "administrator will send you your temporary password separately" in manual.text
     manual_fr = render(renderer, Kind.INVITATION_MANUAL, "fr")
-    assert "administrateur vous enverra votre mot de passe temporaire" in manual_fr.text
+    assert "Vous recevrez votre mot de passe temporaire séparément" in manual_fr.text
 
 
 def test_resent_invitation_says_the_link_is_new_and_old_links_stop(renderer: Renderer) -> None:
@@ -154,7 +167,7 @@ def test_manual_password_notices_say_how_to_get_the_passwords(renderer: Renderer
         count=1, batch_id=None, email="bob@x.test", temp_password_id=str(KEY),
     )  # fmt: skip
     assert "retrieve_temp_password" in single.text and str(KEY) in single.text
-    assert single.subject == "[acme] Un mot de passe temporaire à transmettre : bob@x.test"
+    assert single.subject == "[acme] Un mot de passe temporaire à transmettre\u00a0: bob@x.test"
 
 
 def test_mass_invite_summary_has_its_counts_and_report_command(renderer: Renderer) -> None:
@@ -165,7 +178,7 @@ def test_mass_invite_summary_has_its_counts_and_report_command(renderer: Rendere
 
 def test_one_administrator_recommendation_is_strong(renderer: Renderer) -> None:
     assert (
-        "strongly recommend inviting at least one other administrator"
+        "strongly recommend giving at least one other person the administrator role"
         in render(renderer, Kind.ADMIN_ONE_ADMINISTRATOR, "en").text
     )
     assert "vivement" in render(renderer, Kind.ADMIN_ONE_ADMINISTRATOR, "fr").text
@@ -217,7 +230,9 @@ def test_durations_read_naturally(seconds: float, locale: str, expected: str) ->
 
 def test_moments_are_shown_in_utc_in_each_language() -> None:
     assert format_moment("2030-01-07T10:00:00+01:00", "en") == "7 January 2030, 09:00 UTC"
-    assert format_moment("2030-01-07T10:00:00+01:00", "fr") == "7 janvier 2030 à 09:00 UTC"
+    assert (
+        format_moment("2030-01-07T10:00:00+01:00", "fr") == "7 janvier 2030 à 9\u00a0h\u00a000 UTC"
+    )
 
 
 def test_retry_delay_doubles_up_to_its_cap_and_gives_up_after_the_last_attempt() -> None:

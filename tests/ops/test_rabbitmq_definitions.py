@@ -75,7 +75,10 @@ def test_the_internal_commands_are_the_contracts_and_retrieving_a_password_is_pu
     # The contract (Retrieving a manual temporary password) made it public.
     assert internal == INTERNAL_COMMANDS - {"retrieve_temp_password"}
     assert "retrieve_temp_password" in tables.PUBLIC_COMMANDS
-    assert tables.SERVICE_COMMANDS["notifier"] == {"record_temp_password_delivered"}
+    assert tables.SERVICE_COMMANDS["notifier"] == {
+        "record_temp_password_delivered",
+        "record_notification_failed",
+    }
     assert tables.SERVICE_COMMANDS["expiry"] == {
         "expire_contractor",
         "lapse_invitation",
@@ -102,7 +105,7 @@ def test_no_password_is_in_the_repository(loaded: dict[str, Any]) -> None:
     ("user", "commands"),
     [
         ("backend", tables.PUBLIC_COMMANDS),
-        ("notifier", {"record_temp_password_delivered"}),
+        ("notifier", {"record_temp_password_delivered", "record_notification_failed"}),
         ("expiry", tables.SERVICE_COMMANDS["expiry"]),
     ],
 )

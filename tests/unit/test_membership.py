@@ -10,11 +10,8 @@ import pytest
 
 from services.invitation.domain.cause import Cause
 from services.invitation.domain.errors import DomainError
-from services.invitation.domain.membership import (
-    Membership,
-    check_access_end,
-    check_role_and_expiry,
-)
+from services.invitation.domain.membership import Membership
+from services.invitation.domain.roles import check_access_end, check_role_and_expiry
 from shared.contract.codes import RejectionCode
 from tests.fakes import T0
 

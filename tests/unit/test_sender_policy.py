@@ -139,8 +139,10 @@ def test_a_command_without_a_sender_is_unauthenticated() -> None:
 def test_every_command_is_public_or_internal_and_retrieval_is_public() -> None:
     assert set(AUDIENCE) == set(COMMANDS)
     assert AUDIENCE["retrieve_temp_password"] is Audience.PUBLIC
+    assert AUDIENCE["remove_member"] is AUDIENCE["change_role"] is Audience.PUBLIC
     assert {
         "record_temp_password_delivered",
+        "record_notification_failed",
         "expire_contractor",
         "lapse_invitation",
         "expire_temp_password",

@@ -1,4 +1,8 @@
-"""One PDF per manual temporary password, for the administrator to forward (rule 5)."""
+"""One PDF per manual temporary password, for the administrator to forward (rule 5).
+
+In the invitee's language (English or French, as their invitation), with the end of
+validity written as a reader of that language writes a date (shared/locales.py).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,34 @@ from pathlib import Path
 from fpdf import FPDF
 
 from services.cli.report import TempPasswordSheet
+from shared.locales import NBSP, format_moment
+
+_WORDS = {
+    "en": {
+        "title": "Your temporary password",
+        "organisation": "Organisation",
+        "email": "Email",
+        "valid_until": "Valid until",
+        "password": "Temporary password:",
+        "advice": (
+            "Sign in with this temporary password and choose your own password at your "
+            "first sign-in. This sheet is issued once: keep it private and destroy it after use."
+        ),
+    },
+    "fr": {
+        "title": "Votre mot de passe temporaire",
+        "organisation": "Organisation",
+        "email": "Adresse e-mail",
+        "valid_until": "Valable jusqu'au",
+        "password": f"Mot de passe temporaire{NBSP}:",
+        "advice": (
+            "Connectez-vous avec ce mot de passe temporaire : lors de votre première "
+            "connexion, il vous sera demandé de le remplacer par un mot de passe de votre "
+            "choix. Cette feuille n'est délivrée qu'une seule fois : gardez-la pour vous et "
+            "détruisez-la après usage."
+        ).replace(" :", f"{NBSP}:"),
+    },
+}
 
 
 def _latin1(text: str) -> str:
@@ -16,30 +48,31 @@ def _latin1(text: str) -> str:
 
 
 def render_temp_password_pdf(sheet: TempPasswordSheet) -> bytes:
+    locale = sheet.locale if sheet.locale in _WORDS else "en"
+    words = _WORDS[locale]
+    colon = f"{NBSP}:" if locale == "fr" else ":"
+    valid_until = "-" if sheet.valid_until is None else format_moment(sheet.valid_until, locale)
     pdf = FPDF()
-    pdf.set_title("Temporary password")
+    pdf.set_lang(locale)
+    pdf.set_title(_latin1(words["title"]))
     pdf.add_page()
     pdf.set_font("Helvetica", style="B", size=16)
-    pdf.cell(text="Your temporary password", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(text=_latin1(words["title"]), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     pdf.set_font("Helvetica", size=11)
     for label, value in (
-        ("Organisation", sheet.tenant_id or "-"),
-        ("Email", sheet.email),
-        ("Valid until", sheet.valid_until or "-"),
+        (words["organisation"], sheet.tenant_id or "-"),
+        (words["email"], sheet.email),
+        (words["valid_until"], valid_until),
     ):
-        pdf.cell(text=_latin1(f"{label}: {value}"), new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(text=_latin1(f"{label}{colon} {value}"), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
-    pdf.cell(text="Temporary password:", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(text=_latin1(words["password"]), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Courier", style="B", size=14)
     pdf.cell(text=sheet.temp_password, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     pdf.set_font("Helvetica", size=10)
-    pdf.multi_cell(
-        w=0,
-        text="Sign in with this temporary password and choose your own password at your "
-        "first sign-in. This sheet is issued once: keep it private and destroy it after use.",
-    )
+    pdf.multi_cell(w=0, text=_latin1(words["advice"]))
     return bytes(pdf.output())
 
 

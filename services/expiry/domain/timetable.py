@@ -20,6 +20,10 @@ What it follows, mirroring the invitation service's aggregates:
   `InvitationAccepted`/`InvitationRevoked`/`InvitationLapsed`.
 - temporary password (rule 14): `TempPasswordIssued` (replacing the account's previous
   one), cancelled by `TempPasswordExpired`/`TempPasswordRevoked` or `PasswordChanged`.
+- members (rule 34): `MemberRoleChanged` to contractor starts the contractor end and
+  reminders at its `access_expires_at`; away from contractor, or `MemberRemoved`, cancels
+  them. (A removed member's unused temporary password is withdrawn by the invitation
+  service: its `TempPasswordRevoked` cancels that deadline.)
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "TempPasswordExpired",
     "TempPasswordRevoked",
     "PasswordChanged",
+    "MemberRoleChanged",
+    "MemberRemoved",
 )
 
 
@@ -112,6 +118,8 @@ class Timetable:
             "TempPasswordExpired": self._temp_password_ended,
             "TempPasswordRevoked": self._temp_password_ended,
             "PasswordChanged": self._password_changed,
+            "MemberRoleChanged": self._member_role_changed,
+            "MemberRemoved": self._member_removed,
         }
         assert set(self._handlers) == set(EVENT_TYPES)
 
@@ -215,6 +223,27 @@ class Timetable:
         self._sink.cancel(contractor_reminder(tenant_id, email, offset))
 
     def _contractor_expired(self, e: EventEnvelope, tenant_id: str) -> None:
+        email: str = e.data["email"]
+        if self._record(tenant_id, email) is not None:
+            self._forget(tenant_id, email)
+
+    # -- members --------------------------------------------------------------------------
+
+    def _member_role_changed(self, e: EventEnvelope, tenant_id: str) -> None:
+        email: str = e.data["email"]
+        if self._record(tenant_id, email) is not None:
+            self._forget(tenant_id, email)  # no longer a contractor, or a new end date
+        if e.data["role"] != "contractor" or not e.data.get("access_expires_at"):
+            return
+        end = _at(e.data["access_expires_at"])
+        raw_invitation = e.data.get("invitation_id")
+        invitation = UUID(raw_invitation).int if raw_invitation else 0
+        self._contractors.setdefault(tenant_id, {})[email] = (invitation, ACTIVE, end)
+        if invitation:
+            self._by_invitation[invitation] = (tenant_id, email)
+        self._schedule(tenant_id, email, end, since=seconds(e.occurred_at))
+
+    def _member_removed(self, e: EventEnvelope, tenant_id: str) -> None:
         email: str = e.data["email"]
         if self._record(tenant_id, email) is not None:
             self._forget(tenant_id, email)

@@ -18,13 +18,24 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import IntegrityError
 
-from services.invitation.application import contractors, invitations, temp_passwords
+from services.invitation.application import (
+    contractors,
+    invitations,
+    members,
+    notifications,
+    temp_passwords,
+)
 from services.invitation.application import tenants_and_accounts as tenants
 from services.invitation.application.passwords import PasswordFactory
 from services.invitation.application.tools import Refusal, Tools
 from services.invitation.domain.cause import Cause
 from services.invitation.domain.errors import DomainError
-from services.invitation.domain.ids import account_uuid, membership_uuid, tenant_id_to_uuid
+from services.invitation.domain.ids import (
+    account_uuid,
+    membership_uuid,
+    notification_failure_uuid,
+    tenant_id_to_uuid,
+)
 from services.invitation.domain.invitation import Invitation
 from services.invitation.domain.membership import Membership
 from services.invitation.eventstore import InvitationStore, SealedPasswords, SideTables, StoredReply
@@ -81,6 +92,9 @@ USE_CASES: dict[type[c.Command], Callable[[Tools, UnitOfWork, Any, Cause], Any]]
     c.SetContractorExpiry: contractors.set_contractor_expiry,
     c.RemindContractorExpiry: contractors.remind_contractor_expiry,
     c.ExpireContractor: contractors.expire_contractor,
+    c.RemoveMember: members.remove_member,
+    c.ChangeRole: members.change_role,
+    c.RecordNotificationFailed: notifications.record_notification_failed,
     c.ConfigureTenant: tenants.configure_tenant,
     c.RegisterAccount: tenants.register_account,
     c.RecordPasswordChanged: tenants.record_password_changed,
@@ -216,11 +230,20 @@ class InvitationService:
         if isinstance(command, c.LapseInvitation):
             return command.invitation_id
         if isinstance(
-            command, (c.SetContractorExpiry, c.ExpireContractor, c.RemindContractorExpiry)
+            command,
+            (
+                c.SetContractorExpiry,
+                c.ExpireContractor,
+                c.RemindContractorExpiry,
+                c.RemoveMember,
+                c.ChangeRole,
+            ),
         ):
             return membership_uuid(command.tenant_id, command.email.strip().lower())
         if isinstance(command, _ACCOUNT_COMMANDS):
             return account_uuid(command.email.strip().lower())
+        if isinstance(command, c.RecordNotificationFailed):
+            return notification_failure_uuid(command.message_key)
         return None
 
     def _decide(self, uow: UnitOfWork, item: IncomingCommand, now: datetime) -> c.Reply:

@@ -7,6 +7,7 @@ from typing import Any
 from services.invitation.application.lookups import (
     contractor_of,
 )
+from services.invitation.application.temp_passwords import withdraw_unused_temp_password
 from services.invitation.application.tools import Tools, iso
 from services.invitation.domain.cause import Cause
 from services.invitation.domain.invitation import Invitation
@@ -49,4 +50,12 @@ def expire_contractor(
         if invitation is not None:
             invitation.lapse(cause, access_ended=True)
             uow.add(invitation)
-    return {"email": membership.email, "expired": changed}
+    withdrawn = False
+    if changed:
+        # Rule 36: the access is over, so is its unused temporary password (no PDF of it,
+        # no "expired unused" notice advising a resend that would be refused).
+        assert membership.invitation_id is not None
+        withdrawn = withdraw_unused_temp_password(
+            uow, membership.email, membership.invitation_id, cause
+        )
+    return {"email": membership.email, "expired": changed, "temp_password_withdrawn": withdrawn}

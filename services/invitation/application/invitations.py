@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from services.invitation.application.lookups import (
+    administrators_of,
     find_invitation,
     membership_of,
     settings_of,
@@ -15,6 +16,7 @@ from services.invitation.application.lookups import (
 from services.invitation.application.temp_passwords import (
     issue_temp_password,
     withdraw_temp_password,
+    withdraw_unused_temp_password,
 )
 from services.invitation.application.tools import Refusal, Tools, iso
 from services.invitation.domain.account import Account
@@ -24,8 +26,9 @@ from services.invitation.domain.emails import normalise_email
 from services.invitation.domain.errors import DomainError
 from services.invitation.domain.ids import account_uuid, membership_uuid, tenant_id_to_uuid
 from services.invitation.domain.invitation import Invitation
-from services.invitation.domain.membership import Membership, check_role_and_expiry
+from services.invitation.domain.membership import Membership
 from services.invitation.domain.names import check_name
+from services.invitation.domain.roles import check_role_and_expiry
 from services.invitation.domain.tenant import TenantSettings
 from services.invitation.unit_of_work import UnitOfWork
 from shared import contract as c
@@ -255,11 +258,7 @@ def revoke_invitation(
     membership = membership_of(uow, invitation)
     membership.withdraw(invitation.id, cause)
     uow.add(membership)
-    account = uow.get(Account, invitation.account_id)
-    withdrawn = account is not None and account.has_unused_temp_password_from == invitation.id
-    if withdrawn:
-        assert account is not None
-        withdraw_temp_password(uow, account, cause)
+    withdrawn = withdraw_unused_temp_password(uow, invitation.email, invitation.id, cause)
     return {"invitation_id": str(invitation.id), "temp_password_withdrawn": withdrawn}
 
 
@@ -282,6 +281,10 @@ def accept_invitation(
     membership = membership_of(uow, invitation)
     membership.activate(invitation.id, cause)
     uow.add(membership)
+    if invitation.role == "administrator":
+        roster = administrators_of(uow, invitation.tenant_id, cause)
+        roster.join(invitation.email, cause)
+        uow.add(roster)
     return {
         "invitation_id": str(invitation.id),
         "account_id": str(invitation.account_id),

@@ -5,9 +5,16 @@ from __future__ import annotations
 from uuid import UUID
 
 from services.invitation.domain.account import Account
+from services.invitation.domain.administrators import Administrators
+from services.invitation.domain.cause import Cause
 from services.invitation.domain.emails import normalise_email
 from services.invitation.domain.errors import DomainError
-from services.invitation.domain.ids import account_uuid, membership_uuid, tenant_id_to_uuid
+from services.invitation.domain.ids import (
+    account_uuid,
+    administrators_uuid,
+    membership_uuid,
+    tenant_id_to_uuid,
+)
 from services.invitation.domain.invitation import Invitation
 from services.invitation.domain.membership import Membership
 from services.invitation.domain.tenant import DEFAULT_SETTINGS, Tenant, TenantSettings
@@ -55,3 +62,19 @@ def contractor_of(uow: UnitOfWork, tenant_id: str, email: str) -> Membership:
     if membership is None:
         raise DomainError(RejectionCode.NOT_A_CONTRACTOR, "no contractor with this email")
     return membership
+
+
+def member_of(uow: UnitOfWork, tenant_id: str, email: str) -> Membership:
+    membership = uow.get(Membership, membership_uuid(tenant_id, normalise_email(email)))
+    if membership is None:
+        raise DomainError(RejectionCode.NOT_A_MEMBER, "no member with this email in the tenant")
+    return membership
+
+
+def administrators_of(uow: UnitOfWork, tenant_id: str, cause: Cause) -> Administrators:
+    """The tenant's roster of administrators; a new, empty one until the first joins.
+
+    A new roster is registered with the unit of work only once it changes (`uow.add`).
+    """
+    roster = uow.get(Administrators, administrators_uuid(tenant_id))
+    return roster or Administrators.start(tenant_id, cause)

@@ -11,6 +11,7 @@ from services.invitation.application.lookups import (
 from services.invitation.application.tools import Tools
 from services.invitation.domain.account import Account
 from services.invitation.domain.cause import Cause
+from services.invitation.domain.ids import account_uuid
 from services.invitation.domain.tenant import TenantSettings
 from services.invitation.unit_of_work import UnitOfWork
 from shared import contract as c
@@ -46,6 +47,22 @@ def withdraw_temp_password(uow: UnitOfWork, account: Account, cause: Cause) -> N
         account.revoke_temp_password(cause)
         uow.add(account)
     uow.shred(account.temp_password_id)
+
+
+def withdraw_unused_temp_password(
+    uow: UnitOfWork, email: str, invitation_id: UUID, cause: Cause
+) -> bool:
+    """Withdraw the temporary password `invitation_id` issued to `email`, if still unused.
+
+    For an invitation revoked, a member removed, a contractor whose access ended: that
+    password opens nothing any more, so it must not stay usable, nor expire later with
+    an "expired unused" notice whose advice (resend) could not be followed (rule 36).
+    """
+    account = uow.get(Account, account_uuid(email))
+    if account is None or account.has_unused_temp_password_from != invitation_id:
+        return False
+    withdraw_temp_password(uow, account, cause)
+    return True
 
 
 def expire_temp_password(

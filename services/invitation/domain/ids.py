@@ -1,4 +1,5 @@
-"""Deterministic aggregate ids: one stream per tenant, account and (tenant, email)."""
+"""Deterministic aggregate ids: one stream per tenant, account and (tenant, email), one
+roster of administrators per tenant, one record per undeliverable email."""
 
 from __future__ import annotations
 
@@ -22,3 +23,11 @@ def account_uuid(email: str) -> UUID:
 @lru_cache(maxsize=1 << 15)
 def membership_uuid(tenant_id: str, email: str) -> UUID:
     return uuid5(_NAMESPACE, f"membership:{tenant_id}:{email}")
+
+
+def administrators_uuid(tenant_id: str) -> UUID:
+    return uuid5(_NAMESPACE, f"administrators:{tenant_id}")
+
+
+def notification_failure_uuid(message_key: UUID) -> UUID:
+    return uuid5(_NAMESPACE, f"notification-failure:{message_key}")

@@ -1,7 +1,9 @@
 """Membership: one account's access to one tenant, keyed by (tenant, email).
 
 It is the uniqueness guard of rule 6 (one pending invitation, no re-invite of an active
-member) and carries a contractor's end date, reminders and expiry (rules 20-22).
+member), carries a contractor's end date, reminders and expiry (rules 20-22), and a
+member's later life: another role, or removal (rule 34). A removed member may be
+invited again; the history keeps every role they held.
 """
 
 from __future__ import annotations
@@ -15,58 +17,11 @@ from eventsourcing.domain import Aggregate, event
 from services.invitation.domain.cause import Cause
 from services.invitation.domain.errors import DomainError
 from services.invitation.domain.ids import account_uuid, membership_uuid
+from services.invitation.domain.roles import check_access_end, check_role_and_expiry
 from shared.contract.codes import RejectionCode
 
 TOPIC = "invitations:Membership"
-MAX_ACCESS_YEARS = 5  # "at most 5 years ahead", in calendar years
-
-NONE, INVITED, ACTIVE, EXPIRED = "none", "invited", "active", "expired"
-ROLES = ("user", "administrator", "contractor")
-
-
-def check_role_and_expiry(
-    role: str, access_expires_at: datetime | None, contractor_enabled: bool, now: datetime
-) -> None:
-    """Rules 2 and 3, before any lookup."""
-    if role not in ROLES:
-        raise DomainError(
-            RejectionCode.INVALID_ROLE, f"role must be one of {', '.join(ROLES)}", {"role": role}
-        )
-    if role != "contractor":
-        if access_expires_at is not None:
-            raise DomainError(
-                RejectionCode.EXPIRY_NOT_ALLOWED, "only contractors have an access end date"
-            )
-        return
-    if not contractor_enabled:
-        raise DomainError(
-            RejectionCode.CONTRACTOR_DISABLED, "contractor invites are disabled for this tenant"
-        )
-    if access_expires_at is None:
-        raise DomainError(
-            RejectionCode.CONTRACTOR_EXPIRY_REQUIRED, "a contractor needs access_expires_at"
-        )
-    check_access_end(access_expires_at, now)
-
-
-def check_access_end(access_expires_at: datetime, now: datetime) -> None:
-    if access_expires_at.tzinfo is None:
-        raise DomainError(RejectionCode.INVALID_COMMAND, "access_expires_at needs a timezone")
-    if access_expires_at <= now:
-        raise DomainError(RejectionCode.EXPIRY_IN_PAST, "access_expires_at is not in the future")
-    if access_expires_at > years_after(now, MAX_ACCESS_YEARS):
-        raise DomainError(RejectionCode.EXPIRY_TOO_FAR, "access_expires_at is over 5 years ahead")
-
-
-def years_after(moment: datetime, years: int) -> datetime:
-    """The same calendar instant `years` later (29 February becomes 28 February).
-
-    A fixed number of days is wrong at the boundary: five years span one or two leap days.
-    """
-    try:
-        return moment.replace(year=moment.year + years)
-    except ValueError:
-        return moment.replace(year=moment.year + years, day=28)
+NONE, INVITED, ACTIVE, EXPIRED, REMOVED = "none", "invited", "active", "expired", "removed"
 
 
 class Membership(Aggregate):
@@ -203,6 +158,93 @@ class Membership(Aggregate):
         sender: str | None = None,
     ) -> None:
         self.status = ACTIVE
+
+    # -- members (rule 34) --------------------------------------------------------------
+
+    def check_member(self) -> str:
+        """The role of an active member; `not_a_member` for anyone else."""
+        if self.status != ACTIVE or self.role is None:
+            raise DomainError(
+                RejectionCode.NOT_A_MEMBER,
+                "no active member with this email in the tenant",
+                {"status": self.status},
+            )
+        return self.role
+
+    def remove(self, reason: str | None, cause: Cause) -> None:
+        role = self.check_member()
+        self._removed(
+            account_id=self.account_id,
+            email=self.email,
+            role=role,
+            reason=reason,
+            **self._stamp(cause),
+        )
+
+    @event("Removed", topic=f"{TOPIC}.Removed")
+    def _removed(
+        self,
+        account_id: UUID,
+        email: str,
+        role: str,
+        reason: str | None,
+        timestamp: datetime,
+        actor: str,
+        correlation_id: str,
+        tenant_id: str | None,
+        sender: str | None = None,
+    ) -> None:
+        self.status = REMOVED
+
+    def change_role(
+        self,
+        role: str,
+        access_expires_at: datetime | None,
+        contractor_enabled: bool,
+        cause: Cause,
+    ) -> bool:
+        """A new role (rule 34, with rules 2 and 3 for a contractor); False if unchanged.
+
+        A contractor given the contractor role again with another end date has that end
+        date moved, as `set_contractor_expiry` would.
+        """
+        previous = self.check_member()
+        check_role_and_expiry(role, access_expires_at, contractor_enabled, cause.at)
+        if role == previous:
+            if role == "contractor" and access_expires_at != self.access_expires_at:
+                assert access_expires_at is not None
+                self.change_contractor_expiry(access_expires_at, cause)
+                return True
+            return False
+        self._role_changed(
+            account_id=self.account_id,
+            email=self.email,
+            role=role,
+            previous_role=previous,
+            access_expires_at=access_expires_at,
+            invitation_id=self.invitation_id,
+            **self._stamp(cause),
+        )
+        return True
+
+    @event("RoleChanged", topic=f"{TOPIC}.RoleChanged")
+    def _role_changed(
+        self,
+        account_id: UUID,
+        email: str,
+        role: str,
+        previous_role: str,
+        access_expires_at: datetime | None,
+        invitation_id: UUID | None,
+        timestamp: datetime,
+        actor: str,
+        correlation_id: str,
+        tenant_id: str | None,
+        sender: str | None = None,
+    ) -> None:
+        self.role = role
+        self.access_expires_at = access_expires_at
+        self.reminded_offsets = []
 
     # -- contractors -------------------------------------------------------------------
 

@@ -146,6 +146,10 @@ def _temp_fields(e: _Fields) -> dict[str, Any]:
     }
 
 
+def _member_fields(e: _Fields) -> dict[str, Any]:
+    return {"account_id": _text(e["account_id"]), "email": e["email"], "role": e["role"]}
+
+
 _MAPPERS: dict[str, _Mapper] = {
     "invitations:Tenant.Configured": _tenant_configured,
     "invitations:Account.Created": _account_created,
@@ -233,6 +237,29 @@ _MAPPERS: dict[str, _Mapper] = {
         {**_temp_fields(e), "delivery": e["delivery"]},
     ),
     "invitations:Account.TempPasswordRevoked": lambda e: ("TempPasswordRevoked", _temp_fields(e)),
+    "invitations:Membership.Removed": lambda e: (
+        "MemberRemoved",
+        {**_member_fields(e), "reason": e["reason"]},
+    ),
+    "invitations:Membership.RoleChanged": lambda e: (
+        "MemberRoleChanged",
+        {
+            **_member_fields(e),
+            "previous_role": e["previous_role"],
+            "access_expires_at": _iso(e["access_expires_at"]),
+            "invitation_id": _s(e["invitation_id"]),
+        },
+    ),
+    "invitations:NotificationFailure.Recorded": lambda e: (
+        "NotificationFailed",
+        {
+            "kind": e["kind"],
+            "recipient": e["email"],
+            "invitation_id": _s(e["invitation_id"]),
+            "reason": e["reason"],
+            "message_key": _text(e["message_key"]),
+        },
+    ),
 }
 
 # The stored topics (explicit `topic=` in the domain, so stable across refactors) that
@@ -260,6 +287,9 @@ EVENT_TYPE_OF_TOPIC: dict[str, str] = {
     "invitations:MassInvite.Completed": "MassInviteCompleted",
     "invitations:Account.TempPasswordDelivered": "TempPasswordDelivered",
     "invitations:Account.TempPasswordRevoked": "TempPasswordRevoked",
+    "invitations:Membership.Removed": "MemberRemoved",
+    "invitations:Membership.RoleChanged": "MemberRoleChanged",
+    "invitations:NotificationFailure.Recorded": "NotificationFailed",
 }
 
 # Every event type a reader can meet in the contract.

@@ -20,9 +20,11 @@ from eventsourcing.utils import get_topic
 # ("invitations:Invitation.Invited", ...), which decoding the store needs in every reader.
 from services.invitation.domain import (  # noqa: F401
     account,
+    administrators,
     batch,
     invitation,
     membership,
+    notification_failure,
     tenant,
 )
 from services.invitation.eventstore.postgres import PostgresInvitationRecorder

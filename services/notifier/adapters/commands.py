@@ -1,9 +1,11 @@
-"""Commands the notifier sends the invitation service: `record_temp_password_delivered`.
+"""Commands the notifier sends the invitation service: `record_temp_password_delivered`
+and `record_notification_failed` (both internal: only the services may send them).
 
 Published with publisher confirms, persistent, and `mandatory` with returns raised: a
 command that no queue would receive (the invitation service never declared its queue)
-is an error here, so its row stays unreported and it is published again later. The
-command id is derived from the password's id, so repeats are idempotent.
+is an error here, so its row stays unreported and it is published again later. Each
+command id is derived from what it reports (the password's id, the email's key), so
+repeats are idempotent.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from uuid import UUID, uuid5
 
 import aio_pika
 
-from shared.contract import RecordTempPasswordDelivered
+from services.notifier.adapters.ledger import FailedEmail
+from shared.contract import Command, RecordNotificationFailed, RecordTempPasswordDelivered
 from shared.service import close_channel
 
 ACTOR = "service:notifier"
@@ -25,6 +28,20 @@ def delivered_command(email: str, temp_password_id: UUID) -> RecordTempPasswordD
         actor=ACTOR,
         email=email,
         temp_password_id=temp_password_id,
+    )
+
+
+def failed_command(failure: FailedEmail) -> RecordNotificationFailed:
+    assert failure.tenant_id is not None
+    return RecordNotificationFailed(
+        command_id=uuid5(_COMMAND_NAMESPACE, f"record_notification_failed:{failure.key}"),
+        actor=ACTOR,
+        tenant_id=failure.tenant_id,
+        message_key=failure.key,
+        kind=failure.kind,
+        recipient=failure.recipient,
+        invitation_id=failure.invitation_id,
+        reason=failure.reason[:1000] or "no reason given",
     )
 
 
@@ -58,7 +75,14 @@ class CommandPublisher:
         return self._exchange
 
     async def record_temp_password_delivered(self, email: str, temp_password_id: UUID) -> None:
-        command = delivered_command(email, temp_password_id)
+        await self._publish(
+            "record_temp_password_delivered", delivered_command(email, temp_password_id)
+        )
+
+    async def record_notification_failed(self, failure: FailedEmail) -> None:
+        await self._publish("record_notification_failed", failed_command(failure))
+
+    async def _publish(self, name: str, command: Command) -> None:
         exchange = await self._ready()
         await exchange.publish(
             aio_pika.Message(
@@ -70,7 +94,7 @@ class CommandPublisher:
                 # Delivery reports are internal: accepted only from INTERNAL_SENDERS.
                 user_id=self._user_id,
             ),
-            routing_key="record_temp_password_delivered",
+            routing_key=name,
             mandatory=True,
         )
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from services.notifier.adapters.ledger import OutboxEmail
 from services.notifier.adapters.rendering import Renderer, build_message
+from services.notifier.domain.emails import delivery_address
 from shared.secrets import TokenSigner
 
 
@@ -30,14 +31,15 @@ class Composer:
         return f"{self.public_base_url.rstrip('/')}/accept?token={token}"
 
     def compose(self, row: OutboxEmail, password: str | None, now: float) -> tuple[str, bytes]:
-        """(subject, message bytes)."""
+        """(subject, message bytes). UndeliverableAddressError for a domain without IDNA."""
         rendered = self.renderer.render(
             row.kind, row.locale, row.context, link=self.link(row), password=password
         )
         return rendered.subject, build_message(
             rendered,
             sender=self.sender,
-            recipient=row.recipient,
+            # As the envelope writes it: the domain in IDNA A-labels (rule 37).
+            recipient=delivery_address(row.recipient).address,
             key=row.key,
             kind=row.kind,
             locale=row.locale,

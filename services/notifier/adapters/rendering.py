@@ -19,65 +19,49 @@ from uuid import UUID
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from services.notifier.domain.emails import DEFAULT_LOCALE, SUPPORTED_LOCALES, Kind
+from shared.locales import format_day, format_duration, format_moment
 
-__all__ = ["RenderedEmail", "Renderer", "build_message", "message_id"]
+__all__ = [
+    "RenderedEmail",
+    "Renderer",
+    "build_message",
+    "format_as_role",
+    "format_duration",
+    "format_moment",
+    "format_role_name",
+    "message_id",
+]
 
 CRLF = "\r\n"
 
-_MONTHS = {
-    "en": (
-        "January", "February", "March", "April", "May", "June",
-        "July", "August", "September", "October", "November", "December",
-    ),
-    "fr": (
-        "janvier", "février", "mars", "avril", "mai", "juin",
-        "juillet", "août", "septembre", "octobre", "novembre", "décembre",
-    ),
-}  # fmt: skip
-_ROLES = {
-    "en": {"user": "a user", "administrator": "an administrator", "contractor": "a contractor"},
+# How each language says "as <role>" and names a role. Whole phrases, not a role slotted
+# into a sentence: French elides ("en tant qu'utilisateur", not "en tant que utilisateur").
+_AS_ROLE = {
+    "en": {
+        "user": "as a user",
+        "administrator": "as an administrator",
+        "contractor": "as a contractor",
+    },
+    "fr": {
+        "user": "en tant qu'utilisateur",
+        "administrator": "en tant qu'administrateur",
+        "contractor": "en tant que prestataire",
+    },
+}
+_ROLE_NAMES = {
+    "en": {"user": "user", "administrator": "administrator", "contractor": "contractor"},
     "fr": {"user": "utilisateur", "administrator": "administrateur", "contractor": "prestataire"},
 }
-_UNITS = {
-    "en": (("day", "days"), ("hour", "hours"), ("minute", "minutes"), ("second", "seconds")),
-    "fr": (("jour", "jours"), ("heure", "heures"), ("minute", "minutes"), ("seconde", "secondes")),
-}
 
 
-def _moment(value: str | datetime) -> datetime:
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.astimezone(UTC)
+def format_as_role(role: str, locale: str) -> str:
+    """`as an administrator` / `en tant qu'administrateur`."""
+    return _AS_ROLE.get(locale, _AS_ROLE["en"]).get(role, role)
 
 
-def format_day(value: str | datetime, locale: str) -> str:
-    moment = _moment(value)
-    month = _MONTHS.get(locale, _MONTHS["en"])[moment.month - 1]
-    day = "1er" if locale == "fr" and moment.day == 1 else str(moment.day)
-    return f"{day} {month} {moment.year}"
-
-
-def format_moment(value: str | datetime, locale: str) -> str:
-    """`7 January 2030, 09:00 UTC` / `7 janvier 2030 à 09:00 UTC`."""
-    moment = _moment(value)
-    joint = " à " if locale == "fr" else ", "
-    return f"{format_day(moment, locale)}{joint}{moment:%H:%M} UTC"
-
-
-def format_duration(seconds: float, locale: str) -> str:
-    """`7 days`, `1 day 6 hours`, `90 seconds` -> the two largest non-zero units."""
-    remaining = round(seconds)
-    parts: list[str] = []
-    for size, (one, many) in zip(
-        (86400, 3600, 60, 1), _UNITS.get(locale, _UNITS["en"]), strict=True
-    ):
-        count, remaining = divmod(remaining, size)
-        if count:
-            parts.append(f"{count} {one if count == 1 else many}")
-    return " ".join(parts[:2]) or f"0 {_UNITS.get(locale, _UNITS['en'])[3][1]}"
-
-
-def format_role(role: str, locale: str) -> str:
-    return _ROLES.get(locale, _ROLES["en"]).get(role, role)
+def format_role_name(role: str, locale: str) -> str:
+    """`administrator` / `administrateur`."""
+    return _ROLE_NAMES.get(locale, _ROLE_NAMES["en"]).get(role, role)
 
 
 @dataclass(frozen=True)
@@ -102,7 +86,11 @@ class Renderer:
             auto_reload=False,
         )
         self._env.filters.update(
-            when=format_moment, day=format_day, duration=format_duration, role=format_role
+            when=format_moment,
+            day=format_day,
+            duration=format_duration,
+            as_role=format_as_role,
+            role_name=format_role_name,
         )
 
     def render(
@@ -127,8 +115,9 @@ class Renderer:
         def block(name: str) -> str:
             return "".join(template.blocks[name](template.new_context(values))).strip()
 
-        # A subject is one header line, whatever a display name holds.
-        subject = re.sub(r"\s+", " ", block("subject"))
+        # A subject is one header line, whatever a display name holds; the no-break spaces
+        # of French typography stay.
+        subject = re.sub(r"[^\S\u00a0\u202f]+", " ", block("subject"))
         values["subject"] = subject  # the HTML title, without rendering the block twice
         return RenderedEmail(subject=subject, text=block("text") + "\n", html=block("html") + "\n")
 
@@ -205,4 +194,6 @@ def build_message(
         f"--{boundary}--",
         "",
     ]
-    return CRLF.join(lines).encode("ascii")
+    # ASCII but for an internationalised local part in `To:`, which only travels with
+    # SMTPUTF8, where headers are UTF-8 (RFC 6532).
+    return CRLF.join(lines).encode("utf-8")

@@ -4,6 +4,10 @@ Replies are sorted into transient and permanent failures (errors.py). A 5xx to t
 message itself (recipient, sender or data refused) is permanent for that email; a 5xx
 while connecting or logging in is a server or configuration fault that every email
 would hit, so it is transient: the emails wait, with backoff, until it is fixed.
+
+Internationalised addresses (rule 37): the domain always travels as IDNA A-labels; a
+non-ASCII local part needs the server's SMTPUTF8 (RFC 6531), and a server without it
+can never take that email, so that is a permanent failure, reported with its reason.
 """
 
 from __future__ import annotations
@@ -13,9 +17,19 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
+from services.notifier.domain.emails import (
+    DeliveryAddress,
+    UndeliverableAddressError,
+    delivery_address,
+)
 from services.notifier.errors import PermanentMailError, TransientMailError
 
-__all__ = ["SmtpConfig", "SmtpMailer", "classify"]
+__all__ = ["NO_SMTPUTF8", "SmtpConfig", "SmtpMailer", "classify"]
+
+NO_SMTPUTF8 = (
+    "the mail server does not support SMTPUTF8, which this internationalised address "
+    "(a non-ASCII local part) needs"
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,10 @@ class SmtpMailer:
 
     async def send(self, message: bytes, recipient: str) -> None:
         """Hand `message` to the server for `recipient`, or raise a MailError."""
+        try:
+            delivery = delivery_address(recipient)
+        except UndeliverableAddressError as error:
+            raise PermanentMailError(str(error)) from None
         client = self._client
         fresh = client is None or not client.is_connected
         if not fresh and time.monotonic() - self._last_used > self._config.max_idle:
@@ -85,19 +103,33 @@ class SmtpMailer:
                 client = await self._connect()
             assert client is not None
             try:
-                await client.sendmail(self._config.sender, [recipient], message)
+                await self._sendmail(client, delivery, message)
             except aiosmtplib.SMTPServerDisconnected:
                 if fresh:
                     raise
                 # The kept connection had been dropped by the server: once more, fresh.
                 await self.close()
                 client = await self._connect()
-                await client.sendmail(self._config.sender, [recipient], message)
+                await self._sendmail(client, delivery, message)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
             # After a failure the session state is unknown: start the next one afresh.
             await self.close()
             raise classify(error) from None
         self._last_used = time.monotonic()
+
+    async def _sendmail(
+        self, client: aiosmtplib.SMTP, delivery: DeliveryAddress, message: bytes
+    ) -> None:
+        options = ["SMTPUTF8"] if delivery.smtputf8 else []
+        try:
+            await client.sendmail(
+                self._config.sender, [delivery.address], message, mail_options=options
+            )
+        except aiosmtplib.SMTPNotSupported:
+            if not delivery.smtputf8:
+                raise
+            # Refused before MAIL FROM: the session is intact for the next email.
+            raise PermanentMailError(NO_SMTPUTF8) from None
 
     async def close(self) -> None:
         client, self._client = self._client, None

@@ -16,7 +16,8 @@ planned exactly once whatever crashes. Sending is at-least-once only in one narr
 carries the same Message-ID.
 
 common.py holds the SQL both databases share, postgres.py and sqlite.py the rest,
-rows.py the rows as Python values.
+rows.py the rows as Python values, reports.py what is told back to the invitation service
+(delivered passwords, failed emails).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 from services.notifier.adapters.ledger.common import EmailLedger
 from services.notifier.adapters.ledger.postgres import PostgresLedger
+from services.notifier.adapters.ledger.reports import FailedEmail
 from services.notifier.adapters.ledger.rows import (
     Delivery,
     Json,
@@ -37,6 +39,7 @@ from services.notifier.adapters.ledger.sqlite import SQLiteLedger
 __all__ = [
     "Delivery",
     "EmailLedger",
+    "FailedEmail",
     "Json",
     "OutboxEmail",
     "PlanStep",

@@ -14,10 +14,12 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
+from services.notifier.adapters.ledger.reports import OutcomeReports
 from services.notifier.adapters.ledger.rows import (
+    Cursor,
     Delivery,
     Json,
     OutboxEmail,
@@ -45,22 +47,11 @@ TRACKING_NAME = "notifier"
 SUPERSEDED = "superseded: the invitation was revoked, lapsed or resent before sending"
 
 
-class Cursor(Protocol):
-    """What the shared SQL needs of a cursor (psycopg's or sqlite3's)."""
-
-    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
-
-    def executemany(self, query: Any, params_seq: Any, /) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-    def fetchone(self) -> Any: ...
-
-
-class EmailLedger:
+class EmailLedger(OutcomeReports):
     """The notifier's emails, planning state and position: the SQL both dialects share.
 
-    `PostgresLedger` and `SQLiteLedger` supply the differences.
+    `PostgresLedger` and `SQLiteLedger` supply the differences; reports.py what is told
+    back to the invitation service.
     """
 
     placeholder = "%s"
@@ -148,6 +139,8 @@ class EmailLedger:
             "(position) WHERE status = 'sent' AND temp_password_id IS NOT NULL "
             "AND delivery_recorded = 0",
             f"CREATE INDEX IF NOT EXISTS notifier_emails_recipient ON {self.emails} (recipient)",
+            f"CREATE INDEX IF NOT EXISTS notifier_emails_unreported_failures ON {self.emails} "
+            "(position) WHERE status = 'failed' AND delivery_recorded = 0",
         ]
         with self.transaction() as cur:
             self._ddl_lock(cur)
@@ -309,30 +302,6 @@ class EmailLedger:
             )
             row = cur.fetchone()
         return None if row is None or row[0] is None else float(row[0])
-
-    def unrecorded_deliveries(self, limit: int) -> list[tuple[UUID, str, UUID]]:
-        """(key, email, temp_password_id) of sent password emails not yet reported."""
-        with self.transaction() as cur:
-            cur.execute(
-                self._sql(
-                    f"SELECT message_key, recipient, temp_password_id FROM {self.emails} "
-                    "WHERE status = %s AND temp_password_id IS NOT NULL "
-                    "AND delivery_recorded = 0 ORDER BY position LIMIT %s"
-                ),
-                (SENT, limit),
-            )
-            rows = cur.fetchall()
-        return [(UUID(str(r[0])), r[1], UUID(str(r[2]))) for r in rows]
-
-    def mark_delivery_recorded(self, keys: Sequence[UUID]) -> None:
-        if not keys:
-            return
-        clause, params = self._keys_clause("message_key", [str(k) for k in keys])
-        with self.transaction() as cur:
-            cur.execute(
-                self._sql(f"UPDATE {self.emails} SET delivery_recorded = 1 WHERE {clause}"),
-                params,
-            )
 
     # -- reading, for operators, the walkthrough and tests --------------------------------
 

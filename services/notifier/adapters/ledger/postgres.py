@@ -17,8 +17,8 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from services.notifier.adapters.ledger.common import SUPERSEDED, Cursor, EmailLedger
-from services.notifier.adapters.ledger.rows import EMAIL_COLUMNS, PLANNED_COLUMNS, Json
+from services.notifier.adapters.ledger.common import SUPERSEDED, EmailLedger
+from services.notifier.adapters.ledger.rows import EMAIL_COLUMNS, PLANNED_COLUMNS, Cursor, Json
 from services.notifier.domain.delivery import PENDING, SENDING, SENT, SKIPPED
 from services.notifier.domain.planning import INVITATION_KINDS
 from shared.database import ensure_schema, postgres_conninfo

@@ -9,13 +9,25 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from services.notifier.domain.delivery import PENDING
 from services.notifier.domain.emails import PlannedEmail
 
 Json = dict[str, Any]
+
+
+class Cursor(Protocol):
+    """What the shared SQL needs of a cursor (psycopg's or sqlite3's)."""
+
+    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
+
+    def executemany(self, query: Any, params_seq: Any, /) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def fetchone(self) -> Any: ...
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
-from services.notifier.adapters.ledger.common import SUPERSEDED, Cursor, EmailLedger
-from services.notifier.adapters.ledger.rows import EMAIL_COLUMNS, Json
+from services.notifier.adapters.ledger.common import SUPERSEDED, EmailLedger
+from services.notifier.adapters.ledger.rows import EMAIL_COLUMNS, Cursor, Json
 from services.notifier.domain.delivery import PENDING, SENDING, SKIPPED
 from services.notifier.domain.planning import INVITATION_KINDS
 

@@ -1,4 +1,4 @@
-"""Which emails an event implies, and to whom (rules 4, 5, 8, 14, 24, 25).
+"""Which emails an event implies, and to whom (rules 4, 5, 8, 14, 24, 25, 34, 35).
 
 `plan(state, envelope)` is a pure function of the events seen so far (held in `state`,
 a key -> JSON-object map the caller loads and saves) and the next event, in event-store
@@ -9,6 +9,8 @@ One module per kind of email, routed here by event type:
 - invitations.py: the invitation email to the invitee (and what goes with it);
 - administrators.py: the notices to a tenant's administrators;
 - contractors.py: a contractor's reminders and end of access;
+- members.py: a member removed or given another role, and who administers the tenant;
+- failures.py: an email that could not be delivered, told to the administrators;
 - state.py: what planning remembers of past events, and under which keys.
 """
 
@@ -18,7 +20,13 @@ from collections.abc import Callable
 from typing import Any
 
 from services.notifier.domain.emails import PlannedEmail
-from services.notifier.domain.planning import administrators, contractors, invitations
+from services.notifier.domain.planning import (
+    administrators,
+    contractors,
+    failures,
+    invitations,
+    members,
+)
 from services.notifier.domain.planning.invitations import (
     INVITATION_KINDS,
     SUPERSEDING,
@@ -50,6 +58,9 @@ _HANDLERS: dict[str, _Handler] = {
     "ContractorExpired": contractors.contractor_expired,
     "TempPasswordExpired": administrators.temp_password_expired,
     "MassInviteCompleted": administrators.mass_invite_completed,
+    "MemberRemoved": members.member_removed,
+    "MemberRoleChanged": members.member_role_changed,
+    "NotificationFailed": failures.notification_failed,
 }
 
 # Every event type planning reads: a replay need not fetch the others from the store.

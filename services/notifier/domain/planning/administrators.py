@@ -1,7 +1,8 @@
 """Notices to a tenant's administrators (rules 8, 14, 25), and who they are.
 
-The administrators are the tenant's accepted administrators plus its
-`admin_notification_emails`; an administrator's own locale wins over English.
+The administrators are the tenant's active administrators (accepted, or promoted, and
+neither removed nor demoted since: members.py) plus its `admin_notification_emails`; an
+administrator's own locale wins over English.
 """
 
 from __future__ import annotations
@@ -103,31 +104,55 @@ def invitation_accepted(state: State, envelope: EventEnvelope, data: Any) -> lis
         },
         exclude={email},
     )
+    if invitation:
+        # Its temporary password was used to sign in: no "expired unused" notice later.
+        state.put(invitation_key(data.invitation_id), {**invitation, "accepted": True})
     if data.role != "administrator":
         return emails
     tenant = tenant_of(state, envelope.tenant_id)
+    before = len(tenant["admins"])
     tenant["admins"] = {**tenant["admins"], email: invitation.get("locale", "en")}
-    if len(tenant["admins"]) == 1 and not tenant["one_admin_reminded"]:
-        # Rule 8, sent once: the tenant's first administrator is its only one.
-        tenant["one_admin_reminded"] = True
-        emails.append(
-            PlannedEmail(
-                event_id=envelope.event_id,
-                position=envelope.position,
-                kind=Kind.ADMIN_ONE_ADMINISTRATOR,
-                recipient=email,
-                locale=tenant["admins"][email],
-                tenant_id=envelope.tenant_id,
-                context={"tenant_id": envelope.tenant_id, "email": email},
-            )
-        )
+    emails += recommend_if_alone(tenant, before, envelope)
     state.put(tenant_key(envelope.tenant_id), tenant)
     return emails
+
+
+def recommend_if_alone(tenant: Json, before: int, envelope: EventEnvelope) -> list[PlannedEmail]:
+    """Rule 8, looked at again whenever the count of administrators changes (rule 34).
+
+    The recommendation goes to the only administrator when the first one joins (once per
+    tenant) and every time the administrators drop to one (a removal, a demotion).
+    `tenant` is updated; the caller puts it.
+    """
+    admins = tenant["admins"]
+    if len(admins) != 1 or envelope.tenant_id is None:
+        return []
+    if before == 0 and tenant["one_admin_reminded"]:
+        return []
+    if before == 1:
+        return []
+    tenant["one_admin_reminded"] = True
+    [(email, locale)] = admins.items()
+    return [
+        PlannedEmail(
+            event_id=envelope.event_id,
+            position=envelope.position,
+            kind=Kind.ADMIN_ONE_ADMINISTRATOR,
+            recipient=email,
+            locale=locale,
+            tenant_id=envelope.tenant_id,
+            context={"tenant_id": envelope.tenant_id, "email": email},
+        )
+    ]
 
 
 def temp_password_expired(state: State, envelope: EventEnvelope, data: Any) -> list[PlannedEmail]:
     assert isinstance(data, ev.TempPasswordExpired)
     invitation = state.get(invitation_key(data.invitation_id)) or {}
+    if invitation.get("accepted"):
+        # Not unused: the invitee signed in with it and never set their own, and the
+        # advice (resend the invitation) would be refused for an accepted invitation.
+        return []
     return to_admins(
         state,
         envelope,
