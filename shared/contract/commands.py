@@ -133,11 +133,71 @@ class RecordTempPasswordDelivered(Command):
     temp_password_id: UUID
 
 
-class RetrieveTempPassword(Command):
-    """An administrator takes a manual temporary password (the CLI's report), once."""
+class RecordInvitationEmailSent(TenantCommand):
+    """The notifier handed an invitation email without a password (linked or manual) to
+    the mail server; an automatic one is told by `record_temp_password_delivered`."""
 
-    email: str
-    temp_password_id: UUID
+    invitation_id: UUID
+    link_generation: int = Field(ge=1)
+
+
+# -- public since the read side (contract: "Retrieving a manual temporary password") --------
+
+# base64 (standard or URL-safe, padding optional) of 32 bytes: 43 or 44 characters.
+RecipientPublicKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9+/_-]{43}=?$")]
+
+
+class RetrieveTempPassword(_ByInvitationOrEmail):
+    """Take a manual temporary password, once, sealed to `recipient_public_key` (an X25519
+    public key): only the holder of its private key can open the result."""
+
+    recipient_public_key: RecipientPublicKey
+
+
+# -- queries (contract: "Queries"): they change nothing and record no event ------------------
+
+InvitationStatus = Literal["pending", "accepted", "revoked", "lapsed"]
+MemberStatus = Literal["active", "expired", "removed"]
+Role = Literal["user", "administrator", "contractor"]
+PageSize = Annotated[int, Field(ge=1, le=500)]
+PageToken = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class _Paged(TenantCommand):
+    page_size: PageSize = 100
+    page_token: PageToken | None = None
+
+
+class GetInvitation(_ByInvitationOrEmail):
+    pass
+
+
+class ListInvitations(_Paged):
+    """Newest first."""
+
+    status: list[InvitationStatus] | None = Field(default=None, min_length=1, max_length=4)
+    role: Role | None = None
+    email: str | None = Field(default=None, max_length=320)
+    batch_id: UUID | None = None
+
+
+class ListMembers(_Paged):
+    """By email."""
+
+    role: Role | None = None
+    status: list[MemberStatus] | None = Field(default=None, min_length=1, max_length=3)
+
+
+class LookupInvitationToken(Command):
+    """The login front end: "you are invited to X as Y", before sign-in. No `tenant_id`."""
+
+    token: str = Field(min_length=1, max_length=512)
+
+
+class GetMassInviteReport(_Paged):
+    """Paged over the report's rows, in input order."""
+
+    batch_id: UUID
 
 
 COMMANDS: dict[str, type[Command]] = {
@@ -156,6 +216,12 @@ COMMANDS: dict[str, type[Command]] = {
     "remind_contractor_expiry": RemindContractorExpiry,
     "record_temp_password_delivered": RecordTempPasswordDelivered,
     "retrieve_temp_password": RetrieveTempPassword,
+    "record_invitation_email_sent": RecordInvitationEmailSent,
+    "get_invitation": GetInvitation,
+    "list_invitations": ListInvitations,
+    "list_members": ListMembers,
+    "lookup_invitation_token": LookupInvitationToken,
+    "get_mass_invite_report": GetMassInviteReport,
 }
 
 INTERNAL_COMMANDS = frozenset(
@@ -165,6 +231,17 @@ INTERNAL_COMMANDS = frozenset(
         "expire_contractor",
         "remind_contractor_expiry",
         "record_temp_password_delivered",
-        "retrieve_temp_password",
+        "record_invitation_email_sent",
+    }
+)
+
+# Answered from the read model, outside the batches: no event, no stored reply.
+QUERIES = frozenset(
+    {
+        "get_invitation",
+        "list_invitations",
+        "list_members",
+        "lookup_invitation_token",
+        "get_mass_invite_report",
     }
 )
