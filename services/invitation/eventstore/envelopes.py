@@ -231,6 +231,14 @@ _MAPPERS: dict[str, _Mapper] = {
         {**_temp_fields(e), "delivery": e["delivery"]},
     ),
     "invitations:Account.TempPasswordRevoked": lambda e: ("TempPasswordRevoked", _temp_fields(e)),
+    "invitations:Account.TempPasswordRetrieved": lambda e: (
+        "TempPasswordRetrieved",
+        _temp_fields(e),
+    ),
+    "invitations:Invitation.EmailSent": lambda e: (
+        "InvitationEmailSent",
+        {"invitation_id": _text(e["invitation_id"]), "link_generation": e["link_generation"]},
+    ),
 }
 
 # The stored topics (explicit `topic=` in the domain, so stable across refactors) that
@@ -258,6 +266,8 @@ EVENT_TYPE_OF_TOPIC: dict[str, str] = {
     "invitations:MassInvite.Completed": "MassInviteCompleted",
     "invitations:Account.TempPasswordDelivered": "TempPasswordDelivered",
     "invitations:Account.TempPasswordRevoked": "TempPasswordRevoked",
+    "invitations:Account.TempPasswordRetrieved": "TempPasswordRetrieved",
+    "invitations:Invitation.EmailSent": "InvitationEmailSent",
 }
 assert set(EVENT_TYPE_OF_TOPIC) == set(_MAPPERS), "every published topic has its type"
 
@@ -296,6 +306,21 @@ def stored_envelope(
     fields = _parsed(state)
     fields["originator_id"] = aggregate_id
     return _envelope(topic, fields, aggregate_id, version, position)
+
+
+def field_uuid(value: Any) -> UUID:
+    """A UUID field of either form (the read model's fold reads both, like the mappers)."""
+    return value if type(value) is UUID else UUID(_text(value))
+
+
+def field_moment(value: Any) -> datetime:
+    """A datetime field of either form."""
+    return _moment(value)
+
+
+def parse_state(state: bytes) -> dict[str, Any]:
+    """A stored JSON state as the library's transcoder parses it (values in stored form)."""
+    return _parsed(state)
 
 
 def _parsed(state: bytes) -> dict[str, Any]:
