@@ -17,7 +17,7 @@ from services.invitation.entrypoints.commands import register_intake
 from services.invitation.eventstore import EventLog, InvitationStore, store_env
 from services.invitation.settings import InvitationSettings
 from shared import metrics
-from shared.contract import Reply
+from shared.contract import QUERIES, Reply
 from shared.ops_http import NotReadyError, add_ops_http, blocking, broker_checks
 from shared.secrets import HashCost, TempPasswordHasher
 from shared.topology import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, EVENTS_EXCHANGE
@@ -49,6 +49,11 @@ def build_app(settings: InvitationSettings) -> FastStream:
 
     async def submit(item: IncomingCommand) -> Reply:
         assert runtime is not None, "commands are consumed only after start-up"
+        if item.name in QUERIES:
+            # Straight to the read model in a worker thread: no batch, no transaction of
+            # the batcher's. A command already answered was committed with its read-model
+            # rows, so the query sees it (read-your-writes).
+            return await asyncio.to_thread(runtime.service.ask, item)
         return await runtime.batcher.submit(item)
 
     def stored_position() -> int:
