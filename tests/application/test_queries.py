@@ -183,9 +183,7 @@ def test_a_token_is_looked_up_only_while_it_is_the_current_link(
 
     _rejected(admin.send("lookup_invitation_token", token=first), "invalid_token")
     _rejected(admin.send("lookup_invitation_token", token="garbage"), "invalid_token")
-    _rejected(
-        admin.send("lookup_invitation_token", token=admin.token(uuid4())), "invalid_token"
-    )
+    _rejected(admin.send("lookup_invitation_token", token=admin.token(uuid4())), "invalid_token")
     second = admin.token(invited["invitation_id"], 2)
     assert admin.ok("lookup_invitation_token", token=second)["invitation"]["email"] == email
 
@@ -219,9 +217,7 @@ def test_the_mass_invite_report_pages_its_rows_with_their_live_state(
     assert (first["invited"], first["refused"], rest["next_page_token"]) == (3, 1, None)
     report = first["rows"] + rest["rows"]
     assert [r["index"] for r in report] == [0, 1, 2, 3]
-    assert [
-        (r["status"], r.get("invitation_status"), r.get("temp_password")) for r in report
-    ] == [
+    assert [(r["status"], r.get("invitation_status"), r.get("temp_password")) for r in report] == [
         ("invited", "accepted", "awaiting_retrieval"),
         ("refused", None, None),
         ("invited", "revoked", "withdrawn"),
@@ -289,7 +285,5 @@ def test_the_invitation_email_and_password_states_follow_the_events(
     assert state(linked_id) == ("pending", "none")
 
     admin.clock.advance(8 * DAY)
-    admin.ok(
-        "expire_temp_password", email=manual, temp_password_id=admin.temp_password_id(manual)
-    )
+    admin.ok("expire_temp_password", email=manual, temp_password_id=admin.temp_password_id(manual))
     assert state(manual_id) == ("sent", "expired")

@@ -20,9 +20,7 @@ def _history(admin: Admin, new_email: NewEmail) -> None:
     people = {n: new_email(n) for n in ("ann", "ben", "cat", "dan", "eve", "fay", "gus")}
     admin.ok("register_account", email=people["gus"])
     ann = admin.invite(people["ann"], "administrator")
-    ben = admin.invite(
-        people["ben"], "contractor", access_expires_at=admin.clock.now + 3 * DAY
-    )
+    ben = admin.invite(people["ben"], "contractor", access_expires_at=admin.clock.now + 3 * DAY)
     cat = admin.invite(people["cat"], temp_password_delivery="manual")
     gus = admin.invite(people["gus"])
     batch = admin.ok(

@@ -91,7 +91,9 @@ def test_a_malformed_public_key_is_an_invalid_command(admin: Admin, new_email: N
     assert reply.error is not None
     assert reply.error.code == "invalid_command"
     keys = RecipientKeys()
-    retrieved = admin.ok("retrieve_temp_password", email=email, recipient_public_key=keys.public_key)
+    retrieved = admin.ok(
+        "retrieve_temp_password", email=email, recipient_public_key=keys.public_key
+    )
     assert keys.open(retrieved["sealed_temp_password"])
 
 

@@ -84,7 +84,9 @@ def test_manual_temp_password_is_retrieved_once_then_not_available(
     assert plaintext is not None
     before = admin.sealed_count()
     keys = RecipientKeys()
-    retrieved = admin.ok("retrieve_temp_password", email=email, recipient_public_key=keys.public_key)
+    retrieved = admin.ok(
+        "retrieve_temp_password", email=email, recipient_public_key=keys.public_key
+    )
     assert keys.open(retrieved["sealed_temp_password"]) == plaintext
     assert service.side_tables.read_sealed(temp_id) is None
     assert admin.sealed_count() == before - 1
