@@ -6,25 +6,37 @@ from dataclasses import dataclass
 from typing import cast
 
 from eventsourcing.persistence import PersistenceError
-from pydantic import ValidationError
+from pydantic import ValidationError, model_validator
 
-from services.invitation.eventstore import (
-    AuditTables,
-    InvitationStore,
-    SealedPasswords,
-    SideTables,
-    store_env,
-)
-from shared.settings import ServiceSettings
+from services.invitation.eventstore import AuditTables, InvitationStore, store_env
+from shared.settings import ServiceSettings, decode_secrets_key
 
 
 class ConfigurationError(Exception):
     """The environment does not name a usable store or key."""
 
 
-def load_settings() -> ServiceSettings:
+class CliSettings(ServiceSettings):
+    """The services' settings, SECRETS_KEY optional: only `verify` (the checkpoints' key)
+    needs it. Manual passwords reach the CLI sealed to a key pair of its own."""
+
+    @model_validator(mode="after")
+    def _secrets_key_required_outside_development(self) -> CliSettings:
+        if self.secrets_key is not None:
+            decode_secrets_key(self.secrets_key.get_secret_value())
+        return self
+
+
+def checkpoint_secret(settings: ServiceSettings) -> bytes:
+    """SECRETS_KEY, which signs the history's checkpoints; refused when missing."""
+    if settings.secrets_key is None and not settings.development_mode:
+        raise ConfigurationError("SECRETS_KEY is required unless DEVELOPMENT_MODE=true")
+    return settings.secrets_key_bytes
+
+
+def load_settings() -> CliSettings:
     try:
-        return ServiceSettings()
+        return CliSettings()
     except ValidationError as error:
         problems = "; ".join(str(e["msg"]) for e in error.errors())
         raise ConfigurationError(problems) from None
@@ -40,12 +52,6 @@ class Operator:
     @property
     def audit(self) -> AuditTables:
         return cast("AuditTables", self.store.recorder.audit)  # type: ignore[attr-defined]
-
-    @property
-    def sealed_passwords(self) -> SealedPasswords:
-        return SealedPasswords(
-            cast("SideTables", self.store.recorder), self.settings.secrets_key_bytes
-        )
 
     def close(self) -> None:
         self.store.close()

@@ -1,20 +1,17 @@
 """`invitations`: the operator's console script. Thin: parse options, call, print.
 
-Configured by the services' environment (DATABASE_URL, AMQP_URL, SECRETS_KEY or
-DEVELOPMENT_MODE=true). Exit codes: 0 done, 1 a finding (tampered history, nothing to
-report, a refused retrieval), 2 a usage or configuration problem.
+Configured by the services' environment (DATABASE_URL, AMQP_URL; SECRETS_KEY or
+DEVELOPMENT_MODE=true for `verify` only: manual passwords come sealed to a key pair of
+the run's own). Exit codes: 0 done, 1 a finding (tampered history, nothing to report, a
+refused retrieval), 2 a usage or configuration problem.
 """
 
 from __future__ import annotations
 
 import asyncio
-import getpass
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, time
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
@@ -23,15 +20,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from services.cli import render
-from services.cli.adapters.commands import record_retrieval
-from services.cli.adapters.pdf import write_temp_password_pdf
+from services.cli import render, sheet_commands
 from services.cli.adapters.publisher import republish as publish_again
-from services.cli.adapters.sent_emails import invitation_emails
-from services.cli.bootstrap import ConfigurationError, Operator, load_settings, open_operator
+from services.cli.bootstrap import ConfigurationError, checkpoint_secret
 from services.cli.history import History, HistoryFilter
+from services.cli.output import operator_or_exit, settings_or_exit, stderr, stdout
 from services.cli.replay import ConsumerUnavailableError, load_rebuild
-from services.cli.report import add_invitation_emails, build_report, retrieve_temp_passwords
 from services.cli.state import state_at
 from services.invitation.eventstore import (
     Checkpoint,
@@ -55,15 +49,10 @@ class Format(StrEnum):
     json = "json"
 
 
-class ReportFormat(StrEnum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-
-
 class Consumer(StrEnum):
     notifier = "notifier"
     expiry = "expiry"
+    read_model = "read-model"
 
 
 def parse_instant(text: str) -> datetime:
@@ -83,30 +72,8 @@ def _instant(value: str | None) -> datetime | None:
     return None if value is None else parse_instant(value)
 
 
-def _stderr() -> Console:
-    return Console(stderr=True, soft_wrap=True)
-
-
-def _stdout() -> Console:
-    """For message lines: never wrapped, so that scripts can grep them."""
-    return Console(soft_wrap=True)
-
-
-@contextmanager
-def _operator() -> Iterator[Operator]:
-    try:
-        operator = open_operator(load_settings())
-    except ConfigurationError as error:
-        _stderr().print(f"[red]configuration:[/red] {escape(str(error))}")
-        raise typer.Exit(2) from None
-    try:
-        yield operator
-    finally:
-        operator.close()
-
-
 def _progress(description: str) -> Progress:
-    console = _stderr()
+    console = stderr()
     return Progress(
         TextColumn(description),
         BarColumn(),
@@ -157,7 +124,7 @@ def audit(
         since=_instant(since),
         until=_instant(until),
     )
-    with _operator() as operator:
+    with operator_or_exit() as operator:
         envelopes = History(operator.store, operator.audit).envelopes(query)
         if (output or _default_format()) is Format.json:
             render.audit_json(sys.stdout, envelopes)
@@ -178,7 +145,7 @@ def state(
 ) -> None:
     """Who had access at an instant (role, status, contractors' end dates) and what was pending."""
     instant = parse_instant(as_of)
-    with _operator() as operator:
+    with operator_or_exit() as operator:
         history = History(operator.store, operator.audit)
         envelopes = history.envelopes(HistoryFilter(tenant_id=tenant, until=instant))
         tenants = state_at(envelopes, instant, tenant)
@@ -206,9 +173,13 @@ def verify_history(
     ] = None,
 ) -> None:
     """Prove the stored history was not altered: exit 0 if intact, 1 with positions if not."""
-    console = _stdout()
-    with _operator() as operator:
-        key = checkpoint_key(operator.settings.secrets_key_bytes)
+    console = stdout()
+    with operator_or_exit() as operator:
+        try:
+            key = checkpoint_key(checkpoint_secret(operator.settings))
+        except ConfigurationError as error:
+            stderr().print(f"[red]configuration:[/red] {escape(str(error))}")
+            raise typer.Exit(2) from None
         with _progress("verifying") as bar:
             task = bar.add_task("verify", total=None)
             result = verify(
@@ -262,13 +233,9 @@ def replay(
     try:
         rebuild = load_rebuild(consumer.value)
     except ConsumerUnavailableError as error:
-        _stderr().print(f"[red]replay:[/red] {escape(str(error))}")
+        stderr().print(f"[red]replay:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
-    try:
-        settings = load_settings()
-    except ConfigurationError as error:
-        _stderr().print(f"[red]configuration:[/red] {escape(str(error))}")
-        raise typer.Exit(2) from None
+    settings = settings_or_exit()
     started = datetime.now(UTC)
     with _progress(f"replaying {consumer.value}") as bar:
         task = bar.add_task("replay", total=None)
@@ -276,7 +243,7 @@ def replay(
             settings, lambda done, total: bar.update(task, completed=done, total=total)
         )
     seconds = max((datetime.now(UTC) - started).total_seconds(), 1e-9)
-    _stdout().print(
+    stdout().print(
         f"{consumer.value} rebuilt from {applied} events in {seconds:.1f} s "
         f"({applied / seconds:,.0f} events/s)"
     )
@@ -299,7 +266,7 @@ def republish_events(
 ) -> None:
     """Publish stored events again to invitations.events, with their original message ids."""
     types = frozenset(event_type or ())
-    with _operator() as operator:
+    with operator_or_exit() as operator:
         history = History(operator.store, operator.audit)
         envelopes = (
             e
@@ -315,80 +282,14 @@ def republish_events(
                     progress=lambda e: bar.update(task, completed=e.position),
                 )
             )
-    _stdout().print(f"republished {count} event(s) to invitations.events")
+    stdout().print(f"republished {count} event(s) to invitations.events")
 
 
 # -- report --------------------------------------------------------------------------------
 
 
-def _default_actor() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"operator:{user}"
-
-
-@app.command()
-def report(
-    batch_id: Annotated[UUID, typer.Argument(help="The mass invite's batch_id.")],
-    output: Annotated[
-        ReportFormat | None, typer.Option("--format", help="table, csv or json.")
-    ] = None,
-    temp_passwords: Annotated[
-        Path | None,
-        typer.Option(
-            "--temp-passwords",
-            metavar="DIR",
-            file_okay=False,
-            help="Write one PDF per manual temporary password not yet retrieved "
-            "(each can be retrieved once), and record the retrieval.",
-        ),
-    ] = None,
-    actor: Annotated[
-        str | None, typer.Option(help="Who retrieves the passwords [default: operator:$USER].")
-    ] = None,
-) -> None:
-    """The mass-invite report: per invitee the outcome, the invitation's state, the delivery."""
-    with _operator() as operator:
-        found = build_report(operator.store, operator.audit, batch_id)
-        if found is None:
-            _stderr().print(f"[red]report:[/red] no mass invite with batch id {batch_id}")
-            raise typer.Exit(1)
-        invitation_ids = [r.invitation_id for r in found.rows if r.invitation_id]
-        add_invitation_emails(found, invitation_emails(operator.store.recorder, invitation_ids))
-        fmt = output or (ReportFormat.table if sys.stdout.isatty() else ReportFormat.json)
-        if temp_passwords is None:
-            if fmt is ReportFormat.json:
-                render.report_json(sys.stdout, found)
-            elif fmt is ReportFormat.csv:
-                render.report_csv(sys.stdout, found)
-            else:
-                render.report_table(Console(), found)
-            return
-        amqp_url = operator.settings.amqp_url
-        results = retrieve_temp_passwords(
-            operator.sealed_passwords.open,
-            lambda email, temp_password_id, who: record_retrieval(
-                amqp_url, email, temp_password_id, who
-            ),
-            found,
-            temp_passwords,
-            actor or _default_actor(),
-            write_temp_password_pdf,
-        )
-    console, errors = _stdout(), _stderr()
-    for result in results:
-        if result.ok:
-            console.print(f"wrote {escape(str(result.path))}")
-        else:
-            errors.print(f"[red]{result.code}[/red]: {escape(result.message or '')}")
-    written = sum(1 for r in results if r.ok)
-    console.print(
-        f"{written} temporary password sheet(s) written, {len(results) - written} refused"
-    )
-    if written < len(results):
-        raise typer.Exit(1)
+app.command()(sheet_commands.report)
+app.command(name="temp-password")(sheet_commands.temp_password)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from rich.table import Table
 from services.cli.report import MassInviteReport
 from services.cli.state import TenantState
 from shared.contract import EventEnvelope
+from shared.csv_cells import spreadsheet_safe
 
 # The data fields worth a column in the audit table, in this order.
 _SUBJECT_FIELDS = ("email", "invitation_id", "batch_id", "account_id")
@@ -175,7 +176,9 @@ def report_csv(out: IO[str], report: MassInviteReport) -> None:
     )
     writer.writeheader()
     for row in report.rows:
-        writer.writerow({"batch_id": report.batch_id, **row.to_json()})
+        values = {"batch_id": report.batch_id, **row.to_json()}
+        # Opened in a spreadsheet, a cell must never run as a formula (an email can).
+        writer.writerow({k: spreadsheet_safe(v) for k, v in values.items()})
 
 
 def report_json(out: IO[str], report: MassInviteReport) -> None:

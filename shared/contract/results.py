@@ -55,9 +55,12 @@ class InvitationView(Result):
     revoked_at: str | None
     lapsed_at: str | None
     invitation_email: InvitationEmail
-    # Extensions: the temporary password's state and until when it is valid.
+    # Extensions: the temporary password's state and until when it is valid; what the
+    # invitee is called and the language of their emails.
     temp_password: TempPasswordState
     temp_password_valid_until: str | None
+    display_name: str | None = None
+    locale: str | None = None
 
 
 class MemberView(Result):

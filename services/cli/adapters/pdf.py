@@ -1,13 +1,46 @@
-"""One PDF per manual temporary password, for the administrator to forward (rule 5)."""
+"""One PDF per manual temporary password, for the administrator to forward (rule 5).
+
+In the invitee's language (English or French) with the validity as a date people read.
+The file is created (readable by its owner only, never over an existing one) before the
+password is retrieved, and written after: nothing about the file can fail once the only
+copy of the password is in hand, but the rendering.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 from fpdf import FPDF
 
-from services.cli.report import TempPasswordSheet
+from services.cli.sheets import TempPasswordSheet
+from shared.human_time import format_moment
+
+_TEXT = {
+    "en": {
+        "title": "Your temporary password",
+        "organisation": "Organisation",
+        "name": "Name",
+        "email": "Email",
+        "valid_until": "Valid until",
+        "password": "Temporary password:",
+        "advice": "Sign in with this temporary password and choose your own password at "
+        "your first sign-in. This sheet is issued once: keep it private and destroy it "
+        "after use.",
+    },
+    "fr": {
+        "title": "Votre mot de passe temporaire",
+        "organisation": "Organisation",
+        "name": "Nom",
+        "email": "Adresse e-mail",
+        "valid_until": "Valable jusqu'au",
+        "password": "Mot de passe temporaire :",
+        "advice": "Connectez-vous avec ce mot de passe temporaire et choisissez votre propre "
+        "mot de passe lors de votre première connexion. Cette fiche n'est délivrée qu'une "
+        "fois : gardez-la confidentielle et détruisez-la après usage.",
+    },
+}
 
 
 def _latin1(text: str) -> str:
@@ -16,40 +49,43 @@ def _latin1(text: str) -> str:
 
 
 def render_temp_password_pdf(sheet: TempPasswordSheet) -> bytes:
+    locale = sheet.locale if sheet.locale in _TEXT else "en"
+    text = _TEXT[locale]
     pdf = FPDF()
-    pdf.set_title("Temporary password")
+    pdf.set_title(text["title"])
     pdf.add_page()
     pdf.set_font("Helvetica", style="B", size=16)
-    pdf.cell(text="Your temporary password", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(text=_latin1(text["title"]), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     pdf.set_font("Helvetica", size=11)
-    for label, value in (
-        ("Organisation", sheet.tenant_id or "-"),
-        ("Email", sheet.email),
-        ("Valid until", sheet.valid_until or "-"),
-    ):
+    valid_until = "-" if sheet.valid_until is None else format_moment(sheet.valid_until, locale)
+    lines = [(text["organisation"], sheet.tenant_id or "-")]
+    if sheet.display_name:
+        lines.append((text["name"], sheet.display_name))
+    lines += [(text["email"], sheet.email), (text["valid_until"], valid_until)]
+    for label, value in lines:
         pdf.cell(text=_latin1(f"{label}: {value}"), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
-    pdf.cell(text="Temporary password:", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(text=_latin1(text["password"]), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Courier", style="B", size=14)
     pdf.cell(text=sheet.temp_password, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     pdf.set_font("Helvetica", size=10)
-    pdf.multi_cell(
-        w=0,
-        text="Sign in with this temporary password and choose your own password at your "
-        "first sign-in. This sheet is issued once: keep it private and destroy it after use.",
-    )
+    pdf.multi_cell(w=0, text=_latin1(text["advice"]))
     return bytes(pdf.output())
 
 
-def write_temp_password_pdf(path: Path, sheet: TempPasswordSheet) -> None:
+def reserve_sheet(path: Path) -> BinaryIO:
     """A new file readable by its owner only; FileExistsError rather than overwrite one."""
-    data = render_temp_password_pdf(sheet)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    return os.fdopen(fd, "wb")
+
+
+def write_sheet(out: BinaryIO, path: Path, sheet: TempPasswordSheet) -> None:
+    """Render into the reserved file; never leave half a sheet behind."""
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
+        with out:
+            out.write(render_temp_password_pdf(sheet))
     except BaseException:
-        path.unlink(missing_ok=True)  # never leave half a sheet behind
+        path.unlink(missing_ok=True)
         raise

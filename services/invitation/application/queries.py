@@ -58,6 +58,8 @@ def invitation_view(row: InvitationRow) -> r.InvitationView:
         invitation_email=row.invitation_email,
         temp_password=row.temp_password,
         temp_password_valid_until=_iso(row.temp_password_valid_until),
+        display_name=row.display_name,
+        locale=row.locale,
     )
 
 

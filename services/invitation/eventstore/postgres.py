@@ -83,8 +83,7 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
         # The read model (queries), kept in the same transaction: read_model/.
         self.read_model = PostgresReadModel(datastore, prefix, events_table_name)
         self.sql_create_statements.extend(
-            cast("Composed", SQL(statement))
-            for statement in self.read_model.create_statements()
+            cast("Composed", SQL(statement)) for statement in self.read_model.create_statements()
         )
         self.decode_state: Decode | None = None  # the store sets it if it encrypts
         events = SQL("{}.{}").format(schema, Identifier(events_table_name))

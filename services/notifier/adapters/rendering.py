@@ -19,21 +19,19 @@ from uuid import UUID
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from services.notifier.domain.emails import DEFAULT_LOCALE, SUPPORTED_LOCALES, Kind
+from shared.human_time import format_day, format_moment
 
-__all__ = ["RenderedEmail", "Renderer", "build_message", "message_id"]
+__all__ = [
+    "RenderedEmail",
+    "Renderer",
+    "build_message",
+    "format_day",
+    "format_moment",
+    "message_id",
+]
 
 CRLF = "\r\n"
 
-_MONTHS = {
-    "en": (
-        "January", "February", "March", "April", "May", "June",
-        "July", "August", "September", "October", "November", "December",
-    ),
-    "fr": (
-        "janvier", "février", "mars", "avril", "mai", "juin",
-        "juillet", "août", "septembre", "octobre", "novembre", "décembre",
-    ),
-}  # fmt: skip
 _ROLES = {
     "en": {"user": "a user", "administrator": "an administrator", "contractor": "a contractor"},
     "fr": {"user": "utilisateur", "administrator": "administrateur", "contractor": "prestataire"},
@@ -42,25 +40,6 @@ _UNITS = {
     "en": (("day", "days"), ("hour", "hours"), ("minute", "minutes"), ("second", "seconds")),
     "fr": (("jour", "jours"), ("heure", "heures"), ("minute", "minutes"), ("seconde", "secondes")),
 }
-
-
-def _moment(value: str | datetime) -> datetime:
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.astimezone(UTC)
-
-
-def format_day(value: str | datetime, locale: str) -> str:
-    moment = _moment(value)
-    month = _MONTHS.get(locale, _MONTHS["en"])[moment.month - 1]
-    day = "1er" if locale == "fr" and moment.day == 1 else str(moment.day)
-    return f"{day} {month} {moment.year}"
-
-
-def format_moment(value: str | datetime, locale: str) -> str:
-    """`7 January 2030, 09:00 UTC` / `7 janvier 2030 à 09:00 UTC`."""
-    moment = _moment(value)
-    joint = " à " if locale == "fr" else ", "
-    return f"{format_day(moment, locale)}{joint}{moment:%H:%M} UTC"
 
 
 def format_duration(seconds: float, locale: str) -> str:

@@ -32,7 +32,7 @@ from services.invitation.eventstore.read_model.tables import (
 _UUID, _TEXT, _TIME, _INT8, _INT4 = "uuid", "text", "timestamptz", "int8", "int4"
 _TYPES = {
     "invitations": [
-        _UUID, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT,
+        _UUID, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _TEXT,
         _TIME, _INT8, _TIME, _TIME, _UUID, _UUID, _INT4, _TIME, _TIME, _TIME,
         _TEXT, _UUID, _TEXT, _TIME,
     ],

@@ -50,6 +50,7 @@ class InvitationRow:
     invited_by: str
     inviter_name: str | None
     display_name: str | None
+    locale: str | None
     invited_at: datetime
     invited_position: int
     invitation_expires_at: datetime
@@ -178,6 +179,7 @@ def _invited(fold: Fold, position: int, e: Mapping[str, Any], origin: UUID) -> N
             invited_by=e["invited_by"],
             inviter_name=e.get("inviter_name"),
             display_name=e.get("display_name"),
+            locale=e.get("locale"),
             invited_at=_at(e),
             invited_position=position,
             invitation_expires_at=field_moment(e["invitation_expires_at"]),
