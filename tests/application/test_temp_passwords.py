@@ -9,9 +9,8 @@ from uuid import UUID, uuid4
 from services.invitation.application import IncomingCommand, InvitationService
 from services.invitation.domain.account import Account
 from services.invitation.domain.ids import account_uuid
-from shared.secrets import HashCost, TempPasswordHasher
-
 from shared.sealed_box import RecipientKeys
+from shared.secrets import HashCost, TempPasswordHasher
 
 from .console import Admin, NewEmail
 

@@ -9,7 +9,6 @@ from uuid import UUID, uuid4
 
 import pypdf
 import pytest
-
 from typer.testing import CliRunner
 
 from services.cli.main import app
