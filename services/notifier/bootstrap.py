@@ -19,6 +19,7 @@ from services.notifier.adapters.commands import CommandPublisher
 from services.notifier.adapters.composer import Composer
 from services.notifier.adapters.ledger import open_ledger
 from services.notifier.adapters.rendering import Renderer
+from services.notifier.adapters.report_csv import MassInviteReports
 from services.notifier.adapters.smtp import SmtpConfig, SmtpMailer
 from services.notifier.delivery_reports import DeliveryReports
 from services.notifier.domain.delivery import RetryPolicy
@@ -81,7 +82,8 @@ def build_runtime(settings: NotifierSettings, publisher: CommandPublisher) -> No
         ),
         metrics=metrics,
         poll_interval=settings.notifier_poll_interval,
-        on_password_sent=reports.wake,
+        on_sent=reports.wake,
+        reports=MassInviteReports(event_log.store.recorder.read_model),  # type: ignore[attr-defined]
     )
     planner = Planner(event_log, store, batch_size=settings.notifier_plan_batch)
     return NotifierRuntime(

@@ -1,9 +1,11 @@
-"""Telling the invitation service which automatic passwords were delivered (rule 13).
+"""Telling the invitation service which invitation emails went out (rules 13 and 10).
 
 Once an automatic password email is `sent`, `record_temp_password_delivered` is published
-so the invitation service destroys the sealed copy; the row is then marked reported.
-Unreported rows (broker or database away, or a crash in between) are published again:
-the command id is derived from the password's id, so repeats are idempotent.
+so the invitation service destroys the sealed copy; once an invitation email without a
+password (linked, manual) is `sent`, `record_invitation_email_sent`, so that the
+invitation's state and the mass-invite report say it was. The row is then marked
+reported. Unreported rows (broker or database away, or a crash in between) are published
+again: each command id is derived from what it reports, so repeats are idempotent.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ log = logging.getLogger(__name__)
 
 class DeliveryRecorder(Protocol):
     async def record_temp_password_delivered(self, email: str, temp_password_id: UUID) -> None: ...
+
+    async def record_invitation_email_sent(
+        self, tenant_id: str, invitation_id: UUID, link_generation: int
+    ) -> None: ...
 
 
 class DeliveryReports:
@@ -51,18 +57,31 @@ class DeliveryReports:
         self._task = asyncio.create_task(self._run(), name="notifier-delivery-reports")
 
     async def report_pending(self) -> int:
-        """Publish the command for every unreported sent password email; how many."""
+        """Publish the command for every unreported sent invitation email; how many."""
         total = 0
         while True:
             rows = await asyncio.to_thread(self._ledger.unrecorded_deliveries, self._batch)
             if not rows:
-                return total
+                break
             await asyncio.gather(
                 *(self._recorder.record_temp_password_delivered(email, tp) for _, email, tp in rows)
             )
             await asyncio.to_thread(self._ledger.mark_delivery_recorded, [k for k, _, _ in rows])
             self._metrics.deliveries_recorded.inc(len(rows))
             total += len(rows)
+        while True:
+            sent = await asyncio.to_thread(self._ledger.unreported_invitation_emails, self._batch)
+            if not sent:
+                return total
+            await asyncio.gather(
+                *(
+                    self._recorder.record_invitation_email_sent(tenant_id, invitation_id, link)
+                    for _, tenant_id, invitation_id, link in sent
+                )
+            )
+            await asyncio.to_thread(self._ledger.mark_delivery_recorded, [r[0] for r in sent])
+            self._metrics.deliveries_recorded.inc(len(sent))
+            total += len(sent)
 
     async def _run(self) -> None:
         delay = 1.0

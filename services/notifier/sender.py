@@ -8,8 +8,9 @@
 - A flusher records outcomes in one transaction per batch (`sent`, retry later,
   `failed`, `skipped`): once `batch` outcomes are in, once no send is left running, or
   `linger` seconds after the first. A slot is freed only when its outcome is recorded.
-- Once an automatic password email is `sent`, `on_password_sent` wakes the reports
-  (delivery_reports.py) that tell the invitation service to destroy the sealed copy.
+- Once an email is `sent`, `on_sent` wakes the reports (delivery_reports.py) that tell
+  the invitation service: the sealed copy of an emailed password is destroyed, and an
+  invitation email without one is recorded as sent.
 
 So a steady stream of emails costs two notifier transactions per batch, not per email,
 and while one batch is recorded and the next claimed, the other half of the window keeps
@@ -37,6 +38,7 @@ from cryptography.exceptions import InvalidTag
 
 from services.notifier.adapters.composer import Composer
 from services.notifier.adapters.ledger import EmailLedger, OutboxEmail
+from services.notifier.adapters.report_csv import Attachment
 from services.notifier.domain.delivery import (
     Failed,
     Outcome,
@@ -67,12 +69,18 @@ class Passwords(Protocol):
     ) -> Mapping[UUID, str | InvalidTag | None]: ...
 
 
+class Reports(Protocol):
+    def attachment(self, batch_id: str) -> Attachment | None: ...
+
+
 @dataclass(frozen=True)
 class _Claimed:
-    """A claimed row and its opened password (None: gone; an error: could not read)."""
+    """A claimed row and its opened password (None: gone; an error: could not read),
+    with its attachments (the report of a finished mass invite)."""
 
     row: OutboxEmail
     password: str | BaseException | None = field(repr=False)  # never in a log line
+    attachments: tuple[Attachment, ...] = ()
 
 
 class DeliveryEngine:
@@ -89,9 +97,11 @@ class DeliveryEngine:
         clock: Callable[[], float] = time.time,
         poll_interval: float = 1.0,
         linger: float = 0.05,
-        on_password_sent: Callable[[], None] = lambda: None,
+        on_sent: Callable[[], None] = lambda: None,
+        reports: Reports | None = None,
     ) -> None:
         self._ledger = ledger
+        self._reports = reports
         self._composer = composer
         self._passwords = passwords
         self._mailers = [mailer_factory() for _ in range(connections)]
@@ -100,7 +110,7 @@ class DeliveryEngine:
         self._clock = clock
         self._poll = poll_interval
         self._linger = linger
-        self._on_password_sent = on_password_sent
+        self._on_sent = on_sent
         # Enough to keep every connection busy, small enough to bound the re-send window.
         self.max_in_flight = connections * 4
         # Half the window: one half is sent while the other is recorded and reclaimed.
@@ -169,9 +179,24 @@ class DeliveryEngine:
             except Exception as error:  # the store is unreachable: each row retries
                 opened = dict.fromkeys(ids, error)
         return [
-            _Claimed(row, None if row.temp_password_id is None else opened[row.temp_password_id])
+            _Claimed(
+                row,
+                None if row.temp_password_id is None else opened[row.temp_password_id],
+                self._attachments(row),
+            )
             for row in rows
         ]
+
+    def _attachments(self, row: OutboxEmail) -> tuple[Attachment, ...]:
+        """The report CSV of a finished mass invite, read now (in the claiming thread)."""
+        if self._reports is None or row.kind != Kind.ADMIN_MASS_INVITE_COMPLETED:
+            return ()
+        try:
+            found = self._reports.attachment(str(row.context["batch_id"]))
+        except Exception:  # the email still says how to read the report: send it anyway
+            log.exception("could not attach the report of mass invite %s", row.context)
+            return ()
+        return () if found is None else (found,)
 
     async def _idle_wait(self) -> float:
         """Until the next retry is due, a wake-up, or the poll period."""
@@ -194,7 +219,7 @@ class DeliveryEngine:
             claimed = await self._queue.get()
             if claimed is None:
                 return
-            outcome = await self._deliver(claimed.row, claimed.password, mailer)
+            outcome = await self._deliver(claimed, mailer)
             self._count(claimed.row, outcome)
             self._done(outcome)
 
@@ -203,9 +228,8 @@ class DeliveryEngine:
         self._outcomes.append(outcome)
         self._flush.set()
 
-    async def _deliver(
-        self, row: OutboxEmail, opened: str | BaseException | None, mailer: Mailer
-    ) -> Outcome:
+    async def _deliver(self, claimed: _Claimed, mailer: Mailer) -> Outcome:
+        row, opened = claimed.row, claimed.password
         password: str | None = None
         if row.temp_password_id is not None:
             if isinstance(opened, InvalidTag):
@@ -228,7 +252,9 @@ class DeliveryEngine:
         elif row.kind == Kind.INVITATION_AUTOMATIC:
             return Skipped(row.key, "no temporary password id in the event")
         try:
-            subject, message = self._composer.compose(row, password, self._clock())
+            subject, message = self._composer.compose(
+                row, password, self._clock(), claimed.attachments
+            )
         except Exception as error:
             log.exception("could not render %s for %s", row.kind, row.recipient)
             return Failed(row.key, f"render: {type(error).__name__}: {error}")
@@ -314,8 +340,8 @@ class DeliveryEngine:
         # may now come before the dispatcher's next look.
         if self._more_due or any(isinstance(o, Retry) for o in batch):
             self._wake.set()
-        if any(isinstance(o, Sent) and o.temp_password_id is not None for o in batch):
-            self._on_password_sent()
+        if any(isinstance(o, Sent) for o in batch):
+            self._on_sent()
         return True
 
     # -- stopping ------------------------------------------------------------------------

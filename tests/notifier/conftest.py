@@ -34,7 +34,7 @@ from services.notifier.adapters.commands import CommandPublisher
 from services.notifier.bootstrap import build_runtime
 from services.notifier.runtime import NotifierRuntime
 from services.notifier.settings import NotifierSettings
-from shared.contract import COMMANDS, RecordTempPasswordDelivered, Reply
+from shared.contract import COMMANDS, Reply
 
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PG_URL = os.environ.get("TEST_PG_URL", "postgresql://root@127.0.0.1:5432/test")
@@ -254,7 +254,7 @@ async def commands(invitations: Invitations) -> AsyncIterator[CommandRelay]:
         async with message.process():
             body = json.loads(message.body)
             relay.received.append({"routing_key": message.routing_key, **body})
-            command = RecordTempPasswordDelivered.model_validate(body)
+            command = COMMANDS[message.routing_key or ""].model_validate(body)
             reply = await asyncio.to_thread(invitations.handle, message.routing_key or "", command)
             assert reply.status == "accepted", reply
 

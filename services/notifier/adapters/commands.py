@@ -1,9 +1,10 @@
-"""Commands the notifier sends the invitation service: `record_temp_password_delivered`.
+"""Commands the notifier sends the invitation service: `record_temp_password_delivered`
+and `record_invitation_email_sent`.
 
 Published with publisher confirms, persistent, and `mandatory` with returns raised: a
 command that no queue would receive (the invitation service never declared its queue)
 is an error here, so its row stays unreported and it is published again later. The
-command id is derived from the password's id, so repeats are idempotent.
+command id is derived from what it reports, so repeats are idempotent.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from uuid import UUID, uuid5
 
 import aio_pika
 
-from shared.contract import RecordTempPasswordDelivered
+from shared.contract import Command, RecordInvitationEmailSent, RecordTempPasswordDelivered
 
 ACTOR = "service:notifier"
 _COMMAND_NAMESPACE = UUID("b7d6a0f2-3e4c-4c1a-9f0e-8a2d6c5b4e31")
@@ -24,6 +25,19 @@ def delivered_command(email: str, temp_password_id: UUID) -> RecordTempPasswordD
         actor=ACTOR,
         email=email,
         temp_password_id=temp_password_id,
+    )
+
+
+def email_sent_command(
+    tenant_id: str, invitation_id: UUID, link_generation: int
+) -> RecordInvitationEmailSent:
+    key = f"record_invitation_email_sent:{invitation_id}:{link_generation}"
+    return RecordInvitationEmailSent(
+        command_id=uuid5(_COMMAND_NAMESPACE, key),
+        actor=ACTOR,
+        tenant_id=tenant_id,
+        invitation_id=invitation_id,
+        link_generation=link_generation,
     )
 
 
@@ -45,6 +59,15 @@ class CommandPublisher:
 
     async def record_temp_password_delivered(self, email: str, temp_password_id: UUID) -> None:
         command = delivered_command(email, temp_password_id)
+        await self._publish("record_temp_password_delivered", command)
+
+    async def record_invitation_email_sent(
+        self, tenant_id: str, invitation_id: UUID, link_generation: int
+    ) -> None:
+        command = email_sent_command(tenant_id, invitation_id, link_generation)
+        await self._publish("record_invitation_email_sent", command)
+
+    async def _publish(self, name: str, command: Command) -> None:
         exchange = await self._ready()
         await exchange.publish(
             aio_pika.Message(
@@ -54,7 +77,7 @@ class CommandPublisher:
                 message_id=str(command.command_id),
                 correlation_id=str(command.command_id),
             ),
-            routing_key="record_temp_password_delivered",
+            routing_key=name,
             mandatory=True,
         )
 

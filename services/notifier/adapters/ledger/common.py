@@ -42,6 +42,12 @@ from services.notifier.domain.delivery import (
 )
 
 TRACKING_NAME = "notifier"
+# Sent invitation emails that carry no password, still to report (the partial index and
+# its query say it identically, so that PostgreSQL and SQLite use the index).
+_UNREPORTED_INVITATION_EMAIL = (
+    "status = 'sent' AND delivery_recorded = 0 AND temp_password_id IS NULL "
+    "AND invitation_id IS NOT NULL AND kind IN ('invitation_linked', 'invitation_manual')"
+)
 SUPERSEDED = "superseded: the invitation was revoked, lapsed or resent before sending"
 
 
@@ -148,6 +154,8 @@ class EmailLedger:
             "(position) WHERE status = 'sent' AND temp_password_id IS NOT NULL "
             "AND delivery_recorded = 0",
             f"CREATE INDEX IF NOT EXISTS notifier_emails_recipient ON {self.emails} (recipient)",
+            f"CREATE INDEX IF NOT EXISTS notifier_emails_unreported_invitations ON {self.emails} "
+            f"(position) WHERE {_UNREPORTED_INVITATION_EMAIL}",
         ]
         with self.transaction() as cur:
             self._ddl_lock(cur)
@@ -323,6 +331,21 @@ class EmailLedger:
             )
             rows = cur.fetchall()
         return [(UUID(str(r[0])), r[1], UUID(str(r[2]))) for r in rows]
+
+    def unreported_invitation_emails(self, limit: int) -> list[tuple[UUID, str, UUID, int]]:
+        """(key, tenant, invitation, link generation) of sent invitation emails without a
+        password (linked, manual) not yet reported: `record_invitation_email_sent`."""
+        with self.transaction() as cur:
+            cur.execute(
+                self._sql(
+                    f"SELECT message_key, tenant_id, invitation_id, link_generation FROM "
+                    f"{self.emails} WHERE {_UNREPORTED_INVITATION_EMAIL} "
+                    "ORDER BY position LIMIT %s"
+                ),
+                (limit,),
+            )
+            rows = cur.fetchall()
+        return [(UUID(str(r[0])), r[1], UUID(str(r[2])), int(r[3])) for r in rows]
 
     def mark_delivery_recorded(self, keys: Sequence[UUID]) -> None:
         if not keys:
