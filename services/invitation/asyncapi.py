@@ -27,6 +27,7 @@ from services.invitation.bootstrap import build_app
 from services.invitation.settings import InvitationSettings
 from shared.contract import COMMANDS, EVENT_DATA, INTERNAL_COMMANDS, EventEnvelope, RejectionCode
 from shared.contract import Reply as ReplyModel
+from shared.contract.results import QUERY_RESULTS, SealedTempPassword
 from shared.topology import (
     COMMANDS_EXCHANGE_NAME,
     COMMANDS_QUEUE_NAME,
@@ -66,8 +67,13 @@ DESCRIPTION = "\n\n".join(
         "routing key = event type, AMQP `message_id` = `event_id`. Delivery is at least "
         "once, in store order: consumers deduplicate on `event_id` and tolerate fields "
         "they do not know.",
+        "Queries (`get_invitation`, `list_invitations`, `list_members`, "
+        "`lookup_invitation_token`, `get_mass_invite_report`) are commands that change "
+        "nothing and record no event; they reflect every command already answered "
+        "(read-your-writes). Lists are paged: `page_size` 1-500 (default 100) and the opaque "
+        "`page_token` of the previous reply's `next_page_token`.",
         "No reply, event or log line ever contains a temporary password or an invitation "
-        "token in clear.",
+        "token in clear; a manual password leaves only sealed to the caller's own key.",
     ]
 )
 
@@ -87,7 +93,23 @@ SUMMARIES = {
     "expire_contractor": "End a contractor's access at its time (refused `not_due` before).",
     "remind_contractor_expiry": "Announce a contractor's coming expiry, once per offset.",
     "record_temp_password_delivered": "The notifier emailed a temporary password.",
-    "retrieve_temp_password": "Take a manual temporary password, once (the CLI's report).",
+    "record_invitation_email_sent": "The notifier emailed an invitation without a password.",
+    "retrieve_temp_password": "Take a manual temporary password, once, sealed to "
+    "`recipient_public_key` (a libsodium sealed box only its private key opens).",
+    "get_invitation": "Query: one invitation, by id or email.",
+    "list_invitations": "Query: a tenant's invitations, newest first, by status, role, "
+    "email or batch; paged.",
+    "list_members": "Query: a tenant's members, by role and status; paged.",
+    "lookup_invitation_token": "Query: the invitation a link's token is for, while that "
+    "link is current (no tenant_id).",
+    "get_mass_invite_report": "Query: a mass invite's report with each row's live state; "
+    "paged over its rows.",
+}
+
+# What the replies of the queries and of the sealed retrieval carry in `result`.
+RESULTS: dict[str, type[BaseModel]] = {
+    **QUERY_RESULTS,
+    "retrieve_temp_password": SealedTempPassword,
 }
 
 
@@ -212,6 +234,7 @@ def complete(document: Json) -> Json:
     contract_models: list[tuple[type[BaseModel], Mode]] = [
         *((m, "validation") for m in COMMANDS.values()),
         (ReplyModel, "serialization"),
+        *((m, "serialization") for m in dict.fromkeys(RESULTS.values())),
         (EventEnvelope, "serialization"),
         *((m, "serialization") for m in EVENT_DATA.values()),
     ]
@@ -231,10 +254,17 @@ def _command_message(name: str, model: type[BaseModel]) -> Json:
     summary = SUMMARIES[name]
     if name in INTERNAL_COMMANDS:
         summary += " Sent by the system's own services."
+    result = RESULTS.get(name)
+    description = (
+        {}
+        if result is None
+        else {"description": f"The reply's `result` is a `{result.__name__}` (components)."}
+    )
     return {
         "name": name,
         "title": name,
         "summary": summary,
+        **description,
         "contentType": "application/json",
         "correlationId": {
             "location": "$message.header#/correlation_id",
