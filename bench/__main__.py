@@ -25,6 +25,7 @@ SUITES = (
     "mass_invite",
     "expiry",
     "scale",
+    "read_side",
 )
 
 

@@ -26,7 +26,7 @@ from services.invitation.eventstore.chain import (
     PreparedRows,
 )
 from services.invitation.eventstore.postgres_audit import PostgresAuditTables
-from services.invitation.eventstore.read_model import Decode, PostgresReadModel, events_of
+from services.invitation.eventstore.read_model import Decode, PostgresReadModel
 from services.invitation.eventstore.side_tables import SideWrites, StoredReply
 
 
@@ -118,7 +118,7 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
         positions follow commit order, in one transaction with the side tables.
         """
         audit_rows = PreparedRows.of(stored_events)  # before the transaction: see its doc
-        projected = events_of(stored_events, self.decode_state)  # likewise
+        projected = self.read_model.prepare(stored_events, self.decode_state)  # likewise
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             self._insert_events(curs, stored_events, **kwargs)
             if not stored_events:

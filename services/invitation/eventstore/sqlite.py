@@ -23,7 +23,7 @@ from services.invitation.eventstore.chain import (
     link_hash,
     stream_row,
 )
-from services.invitation.eventstore.read_model import Decode, SQLiteReadModel, events_of
+from services.invitation.eventstore.read_model import Decode, SQLiteReadModel
 from services.invitation.eventstore.side_tables import SideWrites, StoredReply
 
 
@@ -202,7 +202,9 @@ class SQLiteInvitationRecorder(SQLiteApplicationRecorder):
                 )
         ids = super()._insert_events(c, stored_events, **kwargs)
         self.audit.append(c, stored_events, ids or [])
-        self.read_model.apply(c, events_of(stored_events, self.decode_state), ids or [])
+        self.read_model.apply(
+            c, self.read_model.prepare(stored_events, self.decode_state), ids or []
+        )
         return ids
 
     def select_streams(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:

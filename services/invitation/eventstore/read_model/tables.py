@@ -21,14 +21,18 @@ differences: placeholders, types, bulk writes.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.persistence import StoredEvent
+
+from services.invitation.eventstore.envelopes import parse_state
 from services.invitation.eventstore.read_model.projection import (
+    PROJECTED_TOPICS,
     BatchRow,
     Event,
     Fold,
@@ -37,6 +41,28 @@ from services.invitation.eventstore.read_model.projection import (
     MemberRow,
     keys_of,
 )
+
+# A stored event's fields: its JSON state as stored, unless the store encrypts or
+# compresses (then the store's mapper decodes it; see store.py).
+Decode = Callable[[StoredEvent], Mapping[str, Any]]
+_TOPICS = frozenset(PROJECTED_TOPICS)
+
+
+def events_of(stored_events: Sequence[StoredEvent], decode: Decode | None = None) -> list[Event]:
+    """The events of a save the read model follows, decoded, with their index in the save.
+
+    `decode` None: the states are the library's plain JSON (no cipher, no compression)."""
+    return [
+        (
+            index,
+            e.topic,
+            parse_state(e.state) if decode is None else decode(e),
+            e.originator_id,  # type: ignore[misc]
+        )
+        for index, e in enumerate(stored_events)
+        if e.topic in _TOPICS
+    ]
+
 
 INVITATION_COLUMNS = tuple(f.name for f in fields(InvitationRow))
 MEMBER_COLUMNS = tuple(f.name for f in fields(MemberRow))
@@ -104,6 +130,10 @@ class ReadModelTables:
         return query if self.placeholder == "%s" else query.replace("%s", self.placeholder)
 
     # -- live: inside the insert transaction ---------------------------------------------
+
+    def prepare(self, stored_events: Sequence[StoredEvent], decode: Decode | None) -> list[Event]:
+        """Before the transaction: the save's events this model follows, decoded."""
+        return events_of(stored_events, decode)
 
     def apply(self, cursor: Any, events: Sequence[Event], positions: Sequence[int]) -> None:
         """Fold a save's events (`events[i][0]` indexes `positions`) into the tables."""
