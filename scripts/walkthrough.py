@@ -1,9 +1,9 @@
 """A walkthrough of the running system, as an administrator and the login front end see it.
 
 Starts the services (each in its own process) on a fresh PostgreSQL schema and RabbitMQ
-vhost, with a local SMTP sink, then sends a realistic sequence of commands and prints
-the replies, the events seen on `invitations.events`, the emails each person received,
-and the operator's audit trail.
+vhost, with a local SMTP sink, then sends a realistic sequence of commands and queries
+(scripts/walkthrough_read_side.py) and prints the replies, the events seen on
+`invitations.events`, the emails each person received, and the operator's audit trail.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from scripts.walkthrough_read_side import read_side
 from shared.command_client import CommandClient
 from shared.contract import Reply
 from tests.support import (
@@ -111,12 +112,14 @@ async def walk(database_url: str, amqp_url: str, log_dir: Path) -> None:
     try:
         async with CommandClient(amqp_url) as client, EventTap(amqp_url) as tap:
             await wait_for(lambda: _answers(client), timeout=30, what="the invitation service")
-            middle = await scenario(client, tenant)
+            middle, batch_id = await scenario(client, tenant)
             await wait_for(
                 lambda: any(e.event_type == "MassInviteCompleted" for e in tap.envelopes),
                 what="the events",
             )
             await accept(client, tenant, sink)
+            if has("services.notifier.__main__"):
+                await read_side(console, client, tenant, batch_id, lambda: sink.messages, ADMIN)
             if has("services.expiry.__main__"):
                 console.rule("Waiting for the contractor's reminder and expiry (live)")
                 await wait_for(
@@ -211,12 +214,12 @@ async def eight_days_later(
     services[:] = start_services(later, log_dir)
     await wait_for(
         lambda: any(
-            e.event_type == "TempPasswordExpired" and e.data.get("email") == "chloe@acme.example"
+            e.event_type == "TempPasswordExpired" and e.data.get("email") == "eve@acme.example"
             for e in tap.envelopes
         ),
         timeout=60,
         interval=0.2,
-        what="chloé's unused temporary password to expire",
+        what="eve's unused temporary password to expire",
     )
 
 
@@ -236,7 +239,7 @@ async def _answers(client: CommandClient) -> bool:
     return True
 
 
-async def scenario(client: CommandClient, tenant: str) -> datetime:
+async def scenario(client: CommandClient, tenant: str) -> tuple[datetime, str | None]:
     console.rule(f"Commands for tenant {tenant}")
     show(
         "register bob's existing account",
@@ -333,7 +336,7 @@ async def scenario(client: CommandClient, tenant: str) -> datetime:
                 f"   row {row['index']}: {row['email']:<22} {row['status']:<8} "
                 f"{row.get('outcome') or row.get('error', {}).get('code')}"
             )
-    return middle
+    return middle, None if batch.result is None else str(batch.result["batch_id"])
 
 
 def print_events(envelopes: list[Any]) -> None:
