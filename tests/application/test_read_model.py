@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.invitation.application import InvitationService
+from services.invitation.application import IncomingCommand, InvitationService
 from services.invitation.eventstore.read_model.projection import Fold
 from services.invitation.eventstore.read_model.rebuild import rebuild_store
 from shared.sealed_box import RecipientKeys
@@ -96,3 +96,44 @@ def test_a_rebuild_restores_tables_that_were_emptied(
 
     assert tables.dump() == live
     assert admin.ok("list_invitations")["invitations"]
+
+
+def test_one_save_of_new_and_existing_rows_folds_as_the_rebuild_does(
+    admin: Admin, service: InvitationService, new_email: NewEmail
+) -> None:
+    """A batch is one save: rows it creates are folded before its transaction, the others
+    inside it (read_model/saves.py); the result must not depend on that split."""
+    old, manual, again = (new_email(n) for n in ("old", "manual", "again"))
+    old_invitation = admin.invite(old)["invitation_id"]
+    admin.invite(manual, temp_password_delivery="manual")
+    newcomer = new_email("new")
+    batch = [
+        IncomingCommand("invite_user", admin.command("invite_user", email=newcomer, role="user")),
+        IncomingCommand(
+            "accept_invitation",
+            admin.command("accept_invitation", token=admin.token(old_invitation), email=old),
+        ),
+        IncomingCommand(
+            "record_password_changed", admin.command("record_password_changed", email=manual)
+        ),
+        IncomingCommand(
+            "mass_invite",
+            admin.command("mass_invite", invitees=[{"email": again, "role": "user"}]),
+        ),
+        IncomingCommand("resend_invitation", admin.command("resend_invitation", email=newcomer)),
+    ]
+    replies = service.handle_batch(batch)
+    assert [r.status for r in replies] == ["accepted"] * 5
+    tables = service.store.recorder.read_model  # type: ignore[attr-defined]
+    live = tables.dump()
+
+    rebuild_store(service.store)
+
+    assert tables.dump() == live
+    states = {
+        i["email"]: (i["status"], i["temp_password"])
+        for i in admin.ok("list_invitations")["invitations"]
+    }
+    assert states[old] == ("accepted", "awaiting_delivery")
+    assert states[manual] == ("pending", "withdrawn")
+    assert states[newcomer] == ("pending", "awaiting_delivery")

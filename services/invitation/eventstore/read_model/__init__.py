@@ -1,6 +1,7 @@
 """The read model: what queries read, kept by the store's recorders (rule 32).
 
 - `projection.py`: the fold from stored events to rows (pure);
+- `saves.py`: a live save's fold, as much of it as possible before its transaction;
 - `tables.py`: the tables, keeping them inside a save's transaction, and reading them;
 - `postgres.py`, `sqlite.py`: one per database;
 - `rebuild.py`: from scratch, for `invitations replay read-model` (rule 28).
@@ -16,11 +17,11 @@ from services.invitation.eventstore.read_model.postgres import PostgresReadModel
 from services.invitation.eventstore.read_model.projection import (
     PROJECTED_TOPICS,
     BatchRow,
-    Event,
     Fold,
     InvitationRow,
     MemberRow,
 )
+from services.invitation.eventstore.read_model.saves import Event, PreparedSave
 from services.invitation.eventstore.read_model.sqlite import SQLiteReadModel
 from services.invitation.eventstore.read_model.tables import (
     BatchSummary,
@@ -40,6 +41,7 @@ __all__ = [
     "InvitationRow",
     "MemberRow",
     "PostgresReadModel",
+    "PreparedSave",
     "ReadModelTables",
     "ReportLine",
     "SQLiteReadModel",

@@ -20,7 +20,7 @@ notifier). A resend sets it back to pending: a new email, with a new link, is on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -125,6 +125,15 @@ class Fold:
     # An account's invitations that issued it a temporary password (PasswordChanged).
     by_account: dict[UUID, set[UUID]] = field(default_factory=dict)
     position: int = 0
+
+    def relocate(self, positions: Sequence[int]) -> None:
+        """Rows folded before their save had positions were given the events' indexes in
+        the save instead: give them the positions the store assigned."""
+        for row in self.invitations.values():
+            row.invited_position = positions[row.invited_position]
+        for batch in self.batches.values():
+            batch.completed_position = positions[batch.completed_position]
+        self.position = max(positions, default=0)
 
     def add_invitation(self, row: InvitationRow) -> None:
         self.invitations[row.invitation_id] = row
@@ -366,44 +375,7 @@ _HANDLERS: dict[str, _Handler] = {
 
 # The stored topics the read model follows; the rest never reaches the fold.
 PROJECTED_TOPICS: tuple[str, ...] = tuple(_HANDLERS)
-
-# Topics that create their row: a live save never needs to load those rows.
-_CREATING = {_INV + "Invited", _MEM + "Created", _BATCH + "Completed"}
-
-
-@dataclass(frozen=True)
-class Keys:
-    """The existing rows a live save's events need loaded."""
-
-    invitations: list[UUID]
-    accounts: list[UUID]  # whose invitations PasswordChanged may touch
-    members: list[UUID]
-
-    def __bool__(self) -> bool:
-        return bool(self.invitations or self.accounts or self.members)
-
-
-Event = tuple[int, str, Mapping[str, Any], UUID]  # (index in the save, topic, fields, origin)
-
-
-def keys_of(events: Iterable[Event]) -> Keys:
-    created: set[UUID] = set()
-    invitations: dict[UUID, None] = {}
-    accounts: dict[UUID, None] = {}
-    members: dict[UUID, None] = {}
-    for _, topic, fields, origin in events:
-        if topic in _CREATING:
-            created.add(origin)
-        elif topic.startswith(_INV):
-            invitations[origin] = None
-        elif topic.startswith(_MEM):
-            members[origin] = None
-        elif topic == _ACC + "PasswordChanged":
-            accounts[origin] = None
-        elif topic.startswith(_ACC):
-            invitations[field_uuid(fields["invitation_id"])] = None
-    return Keys(
-        [i for i in invitations if i not in created],
-        list(accounts),
-        [m for m in members if m not in created],
-    )
+# The topics that create their row, and the prefixes of the others by kind of row.
+CREATING = frozenset({_INV + "Invited", _MEM + "Created", _BATCH + "Completed"})
+INVITATION, ACCOUNT, MEMBERSHIP = _INV, _ACC, _MEM
+PASSWORD_CHANGED = _ACC + "PasswordChanged"

@@ -34,12 +34,16 @@ from services.invitation.eventstore.envelopes import parse_state
 from services.invitation.eventstore.read_model.projection import (
     PROJECTED_TOPICS,
     BatchRow,
-    Event,
     Fold,
     InvitationRow,
-    Keys,
     MemberRow,
+)
+from services.invitation.eventstore.read_model.saves import (
+    Event,
+    Keys,
+    PreparedSave,
     keys_of,
+    prepare_save,
 )
 
 # A stored event's fields: its JSON state as stored, unless the store encrypts or
@@ -131,19 +135,21 @@ class ReadModelTables:
 
     # -- live: inside the insert transaction ---------------------------------------------
 
-    def prepare(self, stored_events: Sequence[StoredEvent], decode: Decode | None) -> list[Event]:
-        """Before the transaction: the save's events this model follows, decoded."""
-        return events_of(stored_events, decode)
+    def prepare(self, stored_events: Sequence[StoredEvent], decode: Decode | None) -> PreparedSave:
+        """Before the transaction: the save's events decoded, and folded as far as they
+        can be without reading the tables (saves.py)."""
+        return prepare_save(events_of(stored_events, decode))
 
-    def apply(self, cursor: Any, events: Sequence[Event], positions: Sequence[int]) -> None:
-        """Fold a save's events (`events[i][0]` indexes `positions`) into the tables."""
-        if not events:
+    def apply(self, cursor: Any, prepared: PreparedSave, positions: Sequence[int]) -> None:
+        """Inside the transaction, with the save's positions: the rest of the fold, written."""
+        if prepared.empty:
             return
-        fold = Fold()
-        keys = keys_of(events)
+        fold = prepared.fold
+        fold.relocate(positions)
+        keys = keys_of(prepared.deferred)
         if keys:
             self._load(cursor, keys, fold)
-        for index, topic, fields_, origin in events:
+        for index, topic, fields_, origin in prepared.deferred:
             fold.apply(positions[index], topic, fields_, origin)
         self._write(cursor, fold)
 
