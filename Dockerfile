@@ -6,7 +6,7 @@
 # docker-compose.yml builds it once and runs each service from it.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# -- build: a virtualenv with the exact pins of pyproject.toml, then the project --------------
+# -- build: a virtualenv with the locked dependencies, then the project ------------------------
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -14,18 +14,17 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 WORKDIR /app
 # Dependencies first, in their own layer: a code change does not reinstall them.
-# The list is pyproject's [project].dependencies, every one pinned with ==.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(deps))" > /tmp/requirements.txt \
- && pip install -r /tmp/requirements.txt \
+# The whole tree comes from the lock file, every package checked by its hash.
+COPY pyproject.toml requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock \
  && pip install setuptools==84.2.1
 COPY README.md ./
 COPY shared ./shared
 COPY services ./services
-# Editable, so the code (with any templates or fonts beside it) stays in /app, one copy,
-# and pip still writes the `invitations` console script.
-RUN pip install --no-deps --no-build-isolation -e . \
- && python -m compileall -q /app/shared /app/services
+# A real (not editable) install: the code and its templates live in the venv, and pip
+# writes the `invitations` console script.
+RUN pip install --no-deps --no-build-isolation . \
+ && python -m compileall -q /opt/venv/lib
 
 # -- runtime: the virtualenv and the code, run as an unprivileged user -------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -36,7 +35,6 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent app
 COPY --from=build /opt/venv /opt/venv
-COPY --from=build /app /app
 WORKDIR /app
 USER app:app
 EXPOSE 8080

@@ -31,7 +31,7 @@ from uuid import uuid4
 from bench import big_store
 from bench.core import Figure, Scale, Suite
 from services.cli import render
-from services.cli.bootstrap import open_operator
+from services.cli.bootstrap import OperatorSettings, open_operator
 from services.cli.history import History, HistoryFilter
 from services.expiry import replay as expiry_replay
 from services.invitation.application import InvitationService
@@ -98,7 +98,7 @@ def measure_replay_expiry(store: big_store.BigStore) -> float:
 
 def measure_audit(store: big_store.BigStore) -> tuple[float, float]:
     """(in-process ms, whole-process ms), each the median of a few lookups."""
-    operator = open_operator(_settings(store.url))
+    operator = open_operator(OperatorSettings(database_url=store.url, secrets_key=TEST_SECRETS_KEY))
     try:
         history = History(operator.store, operator.audit)
 

@@ -1,15 +1,19 @@
 """`invitations`: the operator's console script. Thin: parse options, call, print.
 
-Configured by the services' environment (DATABASE_URL, AMQP_URL; SECRETS_KEY or
-DEVELOPMENT_MODE=true for `verify` only: manual passwords come sealed to a key pair of
-the run's own). Exit codes: 0 done, 1 a finding (tampered history, nothing to report, a
-refused retrieval), 2 a usage or configuration problem.
+Configured by the services' environment: DATABASE_URL (required), AMQP_URL (required to
+publish or to retrieve a password), SECRETS_KEY or DEVELOPMENT_MODE=true for `verify`
+only (manual passwords come sealed to a key pair of the run's own). It opens the event
+store read-only and never creates it. Exit codes: 0 done; 1 a finding (a tampered history, a refused
+retrieval); 2 a usage or configuration problem; 3 nothing matches what was named (an
+unknown tenant, batch, event type or invitation); 4 the database cannot be used
+(not reachable, authentication failed, no such database, no event store in it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime, time
 from enum import StrEnum
 from typing import Annotated
@@ -22,12 +26,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from services.cli import render, sheet_commands
 from services.cli.adapters.publisher import republish as publish_again
-from services.cli.bootstrap import ConfigurationError, checkpoint_secret
+from services.cli.bootstrap import NotFoundError, Operator, checkpoint_secret, load_settings
 from services.cli.history import History, HistoryFilter
-from services.cli.output import operator_or_exit, settings_or_exit, stderr, stdout
+from services.cli.output import operator_or_exit, reported, stderr, stdout
 from services.cli.replay import ConsumerUnavailableError, load_rebuild
 from services.cli.state import state_at
 from services.invitation.eventstore import (
+    PUBLISHED_EVENT_TYPES,
     Checkpoint,
     Problem,
     checkpoint_key,
@@ -72,6 +77,24 @@ def _instant(value: str | None) -> datetime | None:
     return None if value is None else parse_instant(value)
 
 
+def _check_named(
+    operator: Operator,
+    *,
+    tenant: str | None = None,
+    event_types: Iterable[str] = (),
+) -> None:
+    """A name that matches nothing is the operator's typo until shown otherwise: say so,
+    rather than print an empty history that reads as "nothing happened"."""
+    unknown = sorted(set(event_types) - PUBLISHED_EVENT_TYPES)
+    if unknown:
+        raise NotFoundError(
+            f"unknown event type {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(PUBLISHED_EVENT_TYPES))}"
+        )
+    if tenant is not None and not operator.audit.streams(tenant_id=tenant):
+        raise NotFoundError(f"no tenant {tenant!r} in this event store")
+
+
 def _progress(description: str) -> Progress:
     console = stderr()
     return Progress(
@@ -92,6 +115,9 @@ def _default_format() -> Format:
 # -- audit ---------------------------------------------------------------------------------
 
 InstantOption = Annotated[str | None, typer.Option(metavar="TIME", help="ISO 8601, UTC if no zone")]
+WideOption = Annotated[
+    bool, typer.Option("--wide", help="Every column (the default fits 80 columns).")
+]
 
 
 @app.command()
@@ -113,6 +139,7 @@ def audit(
             "per line, as published on the broker).",
         ),
     ] = None,
+    wide: WideOption = False,
 ) -> None:
     """The history in store order: who did what, when, to whom."""
     query = HistoryFilter(
@@ -125,11 +152,14 @@ def audit(
         until=_instant(until),
     )
     with operator_or_exit() as operator:
+        _check_named(operator, tenant=tenant, event_types=query.event_types)
         envelopes = History(operator.store, operator.audit).envelopes(query)
         if (output or _default_format()) is Format.json:
             render.audit_json(sys.stdout, envelopes)
         else:
-            render.audit_table(Console(), envelopes)
+            count = render.audit_table(Console(), envelopes, wide=wide)
+            if count == 0 and invitation is not None:
+                raise NotFoundError(f"no invitation {invitation} in this event store")
 
 
 # -- state ---------------------------------------------------------------------------------
@@ -142,17 +172,19 @@ def state(
     ] = "now",
     tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
     output: Annotated[Format | None, typer.Option("--format", help="table or json.")] = None,
+    wide: WideOption = False,
 ) -> None:
     """Who had access at an instant (role, status, contractors' end dates) and what was pending."""
     instant = parse_instant(as_of)
     with operator_or_exit() as operator:
+        _check_named(operator, tenant=tenant)
         history = History(operator.store, operator.audit)
         envelopes = history.envelopes(HistoryFilter(tenant_id=tenant, until=instant))
         tenants = state_at(envelopes, instant, tenant)
         if (output or _default_format()) is Format.json:
             render.state_json(sys.stdout, instant, tenants)
         else:
-            render.state_tables(Console(), instant, tenants)
+            render.state_tables(Console(), instant, tenants, wide=wide)
 
 
 # -- verify --------------------------------------------------------------------------------
@@ -174,12 +206,9 @@ def verify_history(
 ) -> None:
     """Prove the stored history was not altered: exit 0 if intact, 1 with positions if not."""
     console = stdout()
+    with reported():  # before the store: a missing key is the first thing to say
+        key = checkpoint_key(checkpoint_secret(load_settings()))
     with operator_or_exit() as operator:
-        try:
-            key = checkpoint_key(checkpoint_secret(operator.settings))
-        except ConfigurationError as error:
-            stderr().print(f"[red]configuration:[/red] {escape(str(error))}")
-            raise typer.Exit(2) from None
         with _progress("verifying") as bar:
             task = bar.add_task("verify", total=None)
             result = verify(
@@ -235,7 +264,8 @@ def replay(
     except ConsumerUnavailableError as error:
         stderr().print(f"[red]replay:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
-    settings = settings_or_exit()
+    with reported():
+        settings = load_settings()
     started = datetime.now(UTC)
     with _progress(f"replaying {consumer.value}") as bar:
         task = bar.add_task("replay", total=None)
@@ -267,6 +297,8 @@ def republish_events(
     """Publish stored events again to invitations.events, with their original message ids."""
     types = frozenset(event_type or ())
     with operator_or_exit() as operator:
+        amqp_url = operator.settings.require_amqp_url()
+        _check_named(operator, event_types=types)
         history = History(operator.store, operator.audit)
         envelopes = (
             e
@@ -277,15 +309,12 @@ def republish_events(
             task = bar.add_task("republish", total=None)
             count = asyncio.run(
                 publish_again(
-                    operator.settings.amqp_url,
+                    amqp_url,
                     envelopes,
                     progress=lambda e: bar.update(task, completed=e.position),
                 )
             )
     stdout().print(f"republished {count} event(s) to invitations.events")
-
-
-# -- report --------------------------------------------------------------------------------
 
 
 app.command()(sheet_commands.report)

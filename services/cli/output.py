@@ -1,5 +1,5 @@
-"""What every command of the CLI shares: where it prints, how it opens the store, and how a
-configuration problem ends it (exit 2)."""
+"""What every command of the CLI shares: where it prints, how it opens the store, and how
+an operator's problem ends it: one line on stderr and its exit code (bootstrap.CliError)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from services.cli.bootstrap import ConfigurationError, Operator, load_settings, open_operator
-from shared.settings import ServiceSettings
+from services.cli.bootstrap import CliError, Operator, load_settings, open_operator
 
 
 def stderr() -> Console:
@@ -23,22 +22,22 @@ def stdout() -> Console:
     return Console(soft_wrap=True)
 
 
-def settings_or_exit() -> ServiceSettings:
-    try:
-        return load_settings()
-    except ConfigurationError as error:
-        stderr().print(f"[red]configuration:[/red] {escape(str(error))}")
-        raise typer.Exit(2) from None
+@contextmanager
+def operator_or_exit() -> Iterator[Operator]:
+    """The opened store for a command; any `CliError` inside becomes one line and its code."""
+    with reported():
+        operator = open_operator(load_settings())
+        try:
+            yield operator
+        finally:
+            operator.close()
 
 
 @contextmanager
-def operator_or_exit() -> Iterator[Operator]:
+def reported() -> Iterator[None]:
     try:
-        operator = open_operator(load_settings())
-    except ConfigurationError as error:
-        stderr().print(f"[red]configuration:[/red] {escape(str(error))}")
-        raise typer.Exit(2) from None
-    try:
-        yield operator
-    finally:
-        operator.close()
+        yield
+    except CliError as error:
+        kind = {2: "configuration", 3: "not found", 4: "database"}.get(error.exit_code, "error")
+        stderr().print(f"[red]{kind}:[/red] {escape(str(error))}")
+        raise typer.Exit(error.exit_code) from None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from services.cli.report import MassInviteReport
@@ -20,8 +22,27 @@ from shared.csv_cells import spreadsheet_safe
 _SUBJECT_FIELDS = ("email", "invitation_id", "batch_id", "account_id")
 
 
+# Control characters (escape sequences included) in stored text: shown, never obeyed.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def cell(value: Any) -> str:
+    """Stored text as a table cell: rich markup escaped, control characters made visible.
+
+    Anything in the store came from outside (an actor, a display name, a reason): it must
+    not be read as markup ("[/]" raised MarkupError) nor reach the terminal as escape codes.
+    """
+    text = "" if value is None else str(value)
+    return escape(_CONTROL.sub(lambda m: repr(m.group())[1:-1], text))
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell that a spreadsheet shows as text, never runs as a formula."""
+    return spreadsheet_safe(value) if isinstance(value, str) else value
+
+
 def _time(moment: datetime | None) -> str:
-    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S%z")
+    return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _short(value: Any) -> str:
@@ -41,22 +62,29 @@ def _details(envelope: EventEnvelope) -> str:
     return " ".join(parts)
 
 
-def audit_table(console: Console, envelopes: Iterable[EventEnvelope]) -> int:
+def audit_table(console: Console, envelopes: Iterable[EventEnvelope], *, wide: bool = False) -> int:
+    """At 80 columns: position, time, event, actor, subject; `wide` adds tenant and details."""
     table = Table(show_lines=False, header_style="bold")
-    for name in ("pos", "occurred at (UTC)", "tenant", "event", "actor", "subject", "details"):
-        table.add_column(name, overflow="fold")
+    columns = ["pos", "occurred at (UTC)", "event", "actor", "subject"]
+    if wide:
+        columns[2:2] = ["tenant"]
+        columns.append("details")
+    for name in columns:
+        fixed = name in ("pos", "occurred at (UTC)")
+        table.add_column(name, overflow="fold", no_wrap=fixed, min_width=None if fixed else 10)
     count = 0
     for e in envelopes:
         subject = next((_short(e.data[f]) for f in _SUBJECT_FIELDS if e.data.get(f)), "")
-        table.add_row(
-            str(e.position),
-            _time(e.occurred_at),
-            e.tenant_id or "-",
-            e.event_type,
-            e.actor or "-",
-            subject,
-            _details(e),
-        )
+        values = {
+            "pos": str(e.position),
+            "occurred at (UTC)": _time(e.occurred_at),
+            "tenant": e.tenant_id or "-",
+            "event": e.event_type,
+            "actor": e.actor or "-",
+            "subject": subject,
+            "details": _details(e),
+        }
+        table.add_row(*(cell(values[c]) for c in columns))
         count += 1
     console.print(table)
     console.print(f"{count} event(s)")
@@ -83,48 +111,50 @@ def state_json(out: IO[str], as_of: datetime, tenants: dict[str, TenantState]) -
     out.write("\n")
 
 
-def state_tables(console: Console, as_of: datetime, tenants: dict[str, TenantState]) -> None:
+def state_tables(
+    console: Console, as_of: datetime, tenants: dict[str, TenantState], *, wide: bool = False
+) -> None:
+    """At 80 columns the essentials; `wide` adds since when, by whom and the ids."""
     console.print(f"State as of {as_of.isoformat()}")
     if not tenants:
         console.print("no tenant had any invitation or member then")
     for tenant_id in sorted(tenants):
         state = tenants[tenant_id]
-        members = Table(title=f"{tenant_id}: members", header_style="bold")
-        for name in ("email", "role", "status", "member since", "access until", "invitation"):
-            members.add_column(name, overflow="fold")
+        member_columns = ["email", "role", "status", "access until"]
+        if wide:
+            member_columns += ["member since", "invitation"]
+        members = Table(title=f"{cell(tenant_id)}: members", header_style="bold")
+        for name in member_columns:
+            members.add_column(name, overflow="fold", min_width=8)
         for m in sorted(state.members.values(), key=lambda m: m.email):
-            members.add_row(
-                m.email,
-                m.role,
-                m.status,
-                _time(m.member_since),
-                _time(m.access_expires_at),
-                _short(m.invitation_id),
-            )
+            member = {
+                "email": m.email,
+                "role": m.role,
+                "status": m.status,
+                "access until": _time(m.access_expires_at),
+                "member since": _time(m.member_since),
+                "invitation": _short(m.invitation_id),
+            }
+            members.add_row(*(cell(member[c]) for c in member_columns))
         console.print(members)
-        pending = Table(title=f"{tenant_id}: pending invitations", header_style="bold")
-        for name in (
-            "email",
-            "role",
-            "invited by",
-            "invited at",
-            "link expires",
-            "link valid",
-            "access until",
-            "invitation",
-        ):
-            pending.add_column(name, overflow="fold")
+        pending_columns = ["email", "role", "link expires", "access until"]
+        if wide:
+            pending_columns += ["invited by", "invited at", "link valid", "invitation"]
+        pending = Table(title=f"{cell(tenant_id)}: pending invitations", header_style="bold")
+        for name in pending_columns:
+            pending.add_column(name, overflow="fold", min_width=8)
         for p in sorted(state.pending.values(), key=lambda p: (p.email, p.invited_at)):
-            pending.add_row(
-                p.email,
-                p.role,
-                p.invited_by,
-                _time(p.invited_at),
-                _time(p.link_expires_at),
-                "yes" if p.link_valid else "no (expired)",
-                _time(p.access_expires_at),
-                _short(p.invitation_id),
-            )
+            invitation = {
+                "email": p.email,
+                "role": p.role,
+                "link expires": _time(p.link_expires_at) + ("" if p.link_valid else " (expired)"),
+                "access until": _time(p.access_expires_at),
+                "invited by": p.invited_by,
+                "invited at": _time(p.invited_at),
+                "link valid": "yes" if p.link_valid else "no (expired)",
+                "invitation": _short(p.invitation_id),
+            }
+            pending.add_row(*(cell(invitation[c]) for c in pending_columns))
         console.print(pending)
 
 
@@ -146,23 +176,23 @@ _REPORT_COLUMNS = (
 )
 
 
-def report_table(console: Console, report: MassInviteReport) -> None:
+# What fits 80 columns; `--wide` shows every column.
+_REPORT_NARROW = ("index", "email", "status", "invitation_state", "temp_password", "error")
+
+
+def report_table(console: Console, report: MassInviteReport, *, wide: bool = False) -> None:
     console.print(
-        f"Mass invite {report.batch_id} in {report.tenant_id} by {report.actor} at "
+        f"Mass invite {report.batch_id} in {cell(report.tenant_id)} by {cell(report.actor)} at "
         f"{report.completed_at.isoformat()}: {report.invited} invited, {report.refused} refused"
     )
+    columns = _REPORT_COLUMNS if wide else _REPORT_NARROW
     table = Table(header_style="bold")
-    for name in _REPORT_COLUMNS:
-        table.add_column(name, overflow="fold")
+    for name in columns:
+        table.add_column(name, overflow="fold", min_width=None if name == "index" else 8)
     for row in report.rows:
         values = row.to_json()
         table.add_row(
-            *[
-                _short(values[c])
-                if c == "invitation_id"
-                else ("" if values[c] is None else str(values[c]))
-                for c in _REPORT_COLUMNS
-            ]
+            *[cell(_short(values[c]) if c == "invitation_id" else values[c]) for c in columns]
         )
     console.print(table)
 
@@ -177,8 +207,7 @@ def report_csv(out: IO[str], report: MassInviteReport) -> None:
     writer.writeheader()
     for row in report.rows:
         values = {"batch_id": report.batch_id, **row.to_json()}
-        # Opened in a spreadsheet, a cell must never run as a formula (an email can).
-        writer.writerow({k: spreadsheet_safe(v) for k, v in values.items()})
+        writer.writerow({name: csv_cell(value) for name, value in values.items()})
 
 
 def report_json(out: IO[str], report: MassInviteReport) -> None:

@@ -25,7 +25,8 @@ from services.cli import render
 from services.cli.adapters.commands import Retrieved, SealedRetrieval
 from services.cli.adapters.pdf import reserve_sheet, write_sheet
 from services.cli.adapters.sent_emails import invitation_emails
-from services.cli.output import operator_or_exit, settings_or_exit, stderr, stdout
+from services.cli.bootstrap import NotFoundError, load_retrieval_settings
+from services.cli.output import operator_or_exit, reported, stderr, stdout
 from services.cli.report import add_invitation_emails, build_report, wanted_sheets
 from services.cli.sheets import Retrieval, WantedSheet, sheet_file_name
 from services.cli.sheets import write_sheet as one_sheet
@@ -46,6 +47,11 @@ def _default_actor() -> str:
     return f"operator:{user}"
 
 
+WideOption = Annotated[
+    bool, typer.Option("--wide", help="Every column (the default fits 80 columns).")
+]
+
+
 def report(
     batch_id: Annotated[UUID, typer.Argument(help="The mass invite's batch_id.")],
     output: Annotated[
@@ -64,13 +70,13 @@ def report(
     actor: Annotated[
         str | None, typer.Option(help="Who retrieves the passwords [default: operator:$USER].")
     ] = None,
+    wide: WideOption = False,
 ) -> None:
     """The mass-invite report: per invitee the outcome, the invitation's state, the delivery."""
     with operator_or_exit() as operator:
         found = build_report(operator.store, operator.audit, batch_id)
         if found is None:
-            stderr().print(f"[red]report:[/red] no mass invite with batch id {batch_id}")
-            raise typer.Exit(1)
+            raise NotFoundError(f"no mass invite with batch id {batch_id}")
         invitation_ids = [r.invitation_id for r in found.rows if r.invitation_id]
         add_invitation_emails(found, invitation_emails(operator.store.recorder, invitation_ids))
         fmt = output or (ReportFormat.table if sys.stdout.isatty() else ReportFormat.json)
@@ -80,10 +86,10 @@ def report(
             elif fmt is ReportFormat.csv:
                 render.report_csv(sys.stdout, found)
             else:
-                render.report_table(Console(), found)
+                render.report_table(Console(), found, wide=wide)
             return
         wanted, refused = wanted_sheets(found)
-        amqp_url = operator.settings.amqp_url
+        amqp_url = operator.settings.require_amqp_url() if wanted else ""
     if not wanted:
         _report(refused)
         return
@@ -108,7 +114,8 @@ def temp_password(
     if (invitation is None) == (email is None):
         stderr().print("[red]temp-password:[/red] give exactly one of --invitation or --email")
         raise typer.Exit(2)
-    settings = settings_or_exit()
+    with reported():
+        settings = load_retrieval_settings()
     with _connected(settings.amqp_url, actor) as retrieval:
         found = retrieval.invitation(tenant, invitation_id=invitation, email=email)
         if not isinstance(found, dict):

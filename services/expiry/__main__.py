@@ -6,11 +6,13 @@ from services.expiry.bootstrap import serve
 from services.expiry.settings import ExpirySettings
 from shared.event_loop import run
 from shared.logs import configure_logging
+from shared.settings import settings_or_exit, warn_if_development_mode
 
 
 def main() -> None:
-    settings = ExpirySettings()
+    settings = settings_or_exit(ExpirySettings)
     configure_logging("expiry", settings.log_level, settings.log_format)
+    warn_if_development_mode(settings)
     run(serve(settings))
 
 

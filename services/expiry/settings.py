@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import ClassVar
+
+from pydantic import Field
 
 from shared.settings import ServiceSettings
 from shared.topology import COMMANDS_EXCHANGE_NAME
 
 
 class ExpirySettings(ServiceSettings):
+    # This service holds no secret (it reads only the unencrypted event store and sends
+    # commands), so it starts without SECRETS_KEY; a key given is still checked.
+    secrets_key_required: ClassVar[bool] = False
+
     # How often the event store is asked for new events once caught up (seconds).
     expiry_poll_interval: float = Field(default=0.2, gt=0, le=60)
     # No reply to a command after this long: send the same command again (doubling).
@@ -17,9 +23,3 @@ class ExpirySettings(ServiceSettings):
     expiry_max_in_flight: int = Field(default=256, ge=1)
     # The contract's exchange; another name isolates a staging run or a test.
     expiry_commands_exchange: str = COMMANDS_EXCHANGE_NAME
-
-    @model_validator(mode="after")
-    def _secrets_key_required_outside_development(self) -> ExpirySettings:
-        # Replaces the base check: this service holds no secret (it reads only the
-        # unencrypted event store and sends commands), so SECRETS_KEY is not required.
-        return self

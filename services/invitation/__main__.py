@@ -6,11 +6,13 @@ from services.invitation.bootstrap import build_app
 from services.invitation.settings import InvitationSettings
 from shared.event_loop import run
 from shared.logs import configure_logging
+from shared.settings import settings_or_exit, warn_if_development_mode
 
 
 def main() -> None:
-    settings = InvitationSettings()
+    settings = settings_or_exit(InvitationSettings)
     configure_logging("invitation", settings.log_level, settings.log_format)
+    warn_if_development_mode(settings)
     run(build_app(settings).run())
 
 

@@ -26,8 +26,13 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from services.invitation.bootstrap import build_app
 from services.invitation.settings import InvitationSettings
 from shared.contract import COMMANDS, EVENT_DATA, INTERNAL_COMMANDS, EventEnvelope, RejectionCode
-from shared.contract import Reply as ReplyModel
-from shared.contract.results import QUERY_RESULTS, SealedTempPassword
+from shared.contract.examples import (
+    COMMAND_EXAMPLES,
+    RESULT_EXAMPLES,
+    event_example,
+)
+from shared.contract.replies import ReplyError
+from shared.contract.results import RESULTS
 from shared.topology import (
     COMMANDS_EXCHANGE_NAME,
     COMMANDS_QUEUE_NAME,
@@ -106,12 +111,6 @@ SUMMARIES = {
     "paged over its rows.",
 }
 
-# What the replies of the queries and of the sealed retrieval carry in `result`.
-RESULTS: dict[str, type[BaseModel]] = {
-    **QUERY_RESULTS,
-    "retrieve_temp_password": SealedTempPassword,
-}
-
 
 def app() -> FastStream:
     """The invitation app as `faststream docs gen --factory` needs it: nothing connects."""
@@ -163,39 +162,63 @@ class ContractDocument(SpecificationFactory):
 
 
 def complete(document: Json) -> Json:
-    """Add the contract's messages, channels and schemas to FastStream's `document`."""
+    """Add the contract's messages, channels and schemas to FastStream's `document`.
+
+    One channel and one operation per command: the routing key on the topic exchange
+    `invitations.commands`, which is where a client publishes (the intake's queue is an
+    implementation detail, described but not an operation). One typed reply per command
+    and one self-contained payload schema per event type, each with an example.
+    """
     document["info"]["description"] = DESCRIPTION
     components = document.setdefault("components", {})
     channels, operations = document["channels"], document["operations"]
 
-    # The generated raw-bytes message of the intake says nothing: replace it.
+    # The generated raw-bytes message of the intake says nothing, and its operation would
+    # send clients to the queue instead of the exchange: replace both.
     intake = channels[COMMANDS_QUEUE_NAME]
     for reference in intake["messages"].values():
         message = components.get("messages", {}).pop(_ref_name(reference), {})
         components.get("schemas", {}).pop(_ref_name(message.get("payload", {})), None)
     intake["messages"] = {n: _ref("messages", n) for n in COMMANDS}
     intake["description"] = (
-        f"Every command, bound `#` on the topic exchange `{COMMANDS_EXCHANGE_NAME}`: "
-        "publish there with the command name as routing key. "
-        "An unknown name is answered `unknown_command`, never dropped."
+        f"The invitation service's own queue, bound `#` on `{COMMANDS_EXCHANGE_NAME}`. "
+        "Clients never publish here: they publish to the exchange with the command name "
+        "as routing key (the `command.*` channels). An unknown name is answered "
+        "`unknown_command`, never dropped."
     )
-    operations[COMMANDS_QUEUE_NAME]["messages"] = [
-        {"$ref": f"#/channels/{COMMANDS_QUEUE_NAME}/messages/{n}"} for n in COMMANDS
-    ]
-    operations[COMMANDS_QUEUE_NAME]["reply"] = {
-        "address": {
-            "location": "$message.header#/reply_to",
-            "description": "The command's AMQP `reply_to`; no reply is sent without it.",
-        },
-        "channel": {"$ref": f"#/channels/{_REPLIES}"},
-        "messages": [{"$ref": f"#/channels/{_REPLIES}/messages/Reply"}],
-    }
+    del operations[COMMANDS_QUEUE_NAME]
 
     channels[_REPLIES] = {
         "address": None,
         "description": "The sender's own reply queue, named by the command's `reply_to`.",
-        "messages": {"Reply": _ref("messages", "Reply")},
+        "messages": {_reply_name(n): _ref("messages", _reply_name(n)) for n in COMMANDS},
     }
+    for name in COMMANDS:
+        channel = f"command.{name}"
+        channels[channel] = {
+            "address": name,
+            "title": name,
+            "description": f"Routing key `{name}` on the topic exchange "
+            f"`{COMMANDS_EXCHANGE_NAME}`.",
+            "messages": {name: _ref("messages", name)},
+            "bindings": {"amqp": _exchange_binding(COMMANDS_EXCHANGE_NAME)},
+        }
+        operations[name] = {
+            "action": "receive",
+            "title": name,
+            "summary": _summary(name),
+            "channel": {"$ref": f"#/channels/{channel}"},
+            "messages": [{"$ref": f"#/channels/{channel}/messages/{name}"}],
+            "reply": {
+                "address": {
+                    "location": "$message.header#/reply_to",
+                    "description": "The command's AMQP `reply_to`; no reply without it.",
+                },
+                "channel": {"$ref": f"#/channels/{_REPLIES}"},
+                "messages": [{"$ref": f"#/channels/{_REPLIES}/messages/{_reply_name(name)}"}],
+            },
+            "bindings": {"amqp": {"ack": True, "deliveryMode": 2, "bindingVersion": "0.3.0"}},
+        }
     channels[DEAD_LETTER_QUEUE_NAME] = {
         "address": DEAD_LETTER_QUEUE_NAME,
         "description": "Messages that could not be commands, kept for an operator.",
@@ -227,20 +250,21 @@ def complete(document: Json) -> Json:
     components["messages"] = {
         **components.get("messages", {}),
         **{name: _command_message(name, model) for name, model in COMMANDS.items()},
-        "Reply": _reply_message(),
+        **{_reply_name(name): _reply_message(name) for name in COMMANDS},
         "DeadLetteredCommand": _dead_letter_message(),
         **{t: _event_message(t, model) for t, model in EVENT_DATA.items()},
     }
     contract_models: list[tuple[type[BaseModel], Mode]] = [
         *((m, "validation") for m in COMMANDS.values()),
-        (ReplyModel, "serialization"),
-        *((m, "serialization") for m in dict.fromkeys(RESULTS.values())),
-        (EventEnvelope, "serialization"),
+        (ReplyError, "serialization"),
+        *((m, "serialization") for m in RESULTS.values()),
         *((m, "serialization") for m in EVENT_DATA.values()),
     ]
     components["schemas"] = {
         **components.get("schemas", {}),
         **_schemas(contract_models),
+        **{_reply_schema_name(n): _reply_schema(n) for n in COMMANDS},
+        **{_envelope_schema_name(t): _envelope_schema(t, m) for t, m in EVENT_DATA.items()},
         "RejectionCode": {
             "type": "string",
             "description": "The codes a rejection may carry; new ones may be added.",
@@ -250,21 +274,18 @@ def complete(document: Json) -> Json:
     return document
 
 
-def _command_message(name: str, model: type[BaseModel]) -> Json:
+def _summary(name: str) -> str:
     summary = SUMMARIES[name]
     if name in INTERNAL_COMMANDS:
         summary += " Sent by the system's own services."
-    result = RESULTS.get(name)
-    description = (
-        {}
-        if result is None
-        else {"description": f"The reply's `result` is a `{result.__name__}` (components)."}
-    )
+    return summary
+
+
+def _command_message(name: str, model: type[BaseModel]) -> Json:
     return {
         "name": name,
         "title": name,
-        "summary": summary,
-        **description,
+        "summary": _summary(name),
         "contentType": "application/json",
         "correlationId": {
             "location": "$message.header#/correlation_id",
@@ -272,22 +293,65 @@ def _command_message(name: str, model: type[BaseModel]) -> Json:
         },
         "payload": _ref("schemas", model.__name__),
         "bindings": {"amqp": {"messageType": name, "bindingVersion": "0.3.0"}},
+        "examples": [{"name": name, "payload": COMMAND_EXAMPLES[name]}],
     }
 
 
-def _reply_message() -> Json:
+def _reply_name(command: str) -> str:
+    return f"{command}.reply"
+
+
+def _reply_schema_name(command: str) -> str:
+    return f"{COMMANDS[command].__name__}Reply"
+
+
+def _reply_schema(command: str) -> Json:
     return {
-        "name": "Reply",
-        "title": "Reply",
-        "summary": "The one reply to a command that had `reply_to`.",
-        "description": "`status` is `accepted` with a `result`, or `rejected` with an "
-        "`error` whose `code` is one of RejectionCode.",
+        "title": _reply_schema_name(command),
+        "type": "object",
+        "description": f"The reply to `{command}`: `status` is `accepted` with a `result`, "
+        "or `rejected` with an `error` whose `code` is one of RejectionCode.",
+        "required": ["command_id", "status"],
+        "properties": {
+            "command_id": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+            "status": {"type": "string", "enum": ["accepted", "rejected"]},
+            "result": {"anyOf": [_ref("schemas", RESULTS[command].__name__), {"type": "null"}]},
+            "error": {"anyOf": [_ref("schemas", ReplyError.__name__), {"type": "null"}]},
+        },
+    }
+
+
+def _reply_message(command: str) -> Json:
+    accepted = {
+        "command_id": COMMAND_EXAMPLES[command]["command_id"],
+        "status": "accepted",
+        "result": RESULT_EXAMPLES[command],
+        "error": None,
+    }
+    rejected = {
+        "command_id": COMMAND_EXAMPLES[command]["command_id"],
+        "status": "rejected",
+        "result": None,
+        "error": {
+            "code": "invalid_command",
+            "message": f"{command} failed validation (1 problem(s))",
+            "details": {},
+        },
+    }
+    return {
+        "name": _reply_name(command),
+        "title": f"Reply to {command}",
+        "summary": f"The one reply to a `{command}` that had `reply_to`.",
         "contentType": "application/json",
         "correlationId": {
             "location": "$message.header#/correlation_id",
             "description": "The command message's own `correlation_id`.",
         },
-        "payload": _ref("schemas", ReplyModel.__name__),
+        "payload": _ref("schemas", _reply_schema_name(command)),
+        "examples": [
+            {"name": "accepted", "payload": accepted},
+            {"name": "rejected", "payload": rejected},
+        ],
     }
 
 
@@ -311,6 +375,22 @@ def _dead_letter_message() -> Json:
     }
 
 
+def _envelope_schema_name(event_type: str) -> str:
+    return f"{event_type}Event"
+
+
+def _envelope_schema(event_type: str, data: type[BaseModel]) -> Json:
+    """The whole message of one event type: the envelope with its own `data`, standalone
+    (no allOf), so that code generators make one type per event."""
+    schema = EventEnvelope.model_json_schema(ref_template=_SCHEMA_REF, mode="serialization")
+    schema["title"] = _envelope_schema_name(event_type)
+    schema["description"] = f"A `{event_type}` event as published on `{EVENTS_EXCHANGE_NAME}`."
+    properties = schema["properties"]
+    properties["event_type"] = {"type": "string", "const": event_type}
+    properties["data"] = _ref("schemas", data.__name__)
+    return schema
+
+
 def _event_message(event_type: str, data: type[BaseModel]) -> Json:
     summary = inspect.getdoc(data) if "__doc__" in vars(data) and data.__doc__ else None
     return {
@@ -331,19 +411,9 @@ def _event_message(event_type: str, data: type[BaseModel]) -> Json:
                 "tenant_id": {"type": "string", "description": "Empty when account-wide."},
             },
         },
-        "payload": {
-            "allOf": [
-                _ref("schemas", EventEnvelope.__name__),
-                {
-                    "type": "object",
-                    "properties": {
-                        "event_type": {"const": event_type},
-                        "data": _ref("schemas", data.__name__),
-                    },
-                },
-            ]
-        },
+        "payload": _ref("schemas", _envelope_schema_name(event_type)),
         "bindings": {"amqp": {"messageType": event_type, "bindingVersion": "0.3.0"}},
+        "examples": [{"name": event_type, "payload": event_example(event_type)}],
     }
 
 

@@ -86,7 +86,9 @@ def build_app(settings: InvitationSettings) -> FastStream:
         checks={**broker_checks(broker), "database": blocking(stored_position)},
         before_scrape=[sample_relay_lag],
     )
-    register_intake(broker, submit, prefetch=settings.command_prefetch)
+    register_intake(
+        broker, submit, prefetch=settings.command_prefetch, max_bytes=settings.command_max_bytes
+    )
 
     @app.on_startup
     async def start_runtime() -> None:

@@ -6,11 +6,13 @@ from services.notifier.bootstrap import build_app
 from services.notifier.settings import NotifierSettings
 from shared.event_loop import run
 from shared.logs import configure_logging
+from shared.settings import settings_or_exit, warn_if_development_mode
 
 
 def main() -> None:
-    settings = NotifierSettings()
+    settings = settings_or_exit(NotifierSettings)
     configure_logging("notifier", settings.log_level, settings.log_format)
+    warn_if_development_mode(settings)
     run(build_app(settings).run())
 
 

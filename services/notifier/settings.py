@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import SecretStr
 
-from shared.settings import ServiceSettings
+from shared.settings import FROM_FILE, ServiceSettings
 from shared.topology import COMMANDS_EXCHANGE_NAME
 
 
@@ -14,7 +16,7 @@ class NotifierSettings(ServiceSettings):
     smtp_port: int = 25
     smtp_from: str = "invitations@localhost"
     smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
+    smtp_password: Annotated[SecretStr | None, FROM_FILE] = None
     smtp_starttls: bool = False
     smtp_timeout: float = 30.0
     # One SMTP connection per worker: this bounds concurrency and reuses connections.

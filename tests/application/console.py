@@ -12,6 +12,7 @@ from services.invitation.application import InvitationService
 from services.invitation.eventstore import EventLog
 from shared.contract import COMMANDS, EventEnvelope, Reply, TenantCommand
 from shared.contract.commands import Command
+from shared.contract.results import RESULTS
 from shared.secrets import TokenSigner
 
 T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
@@ -61,7 +62,10 @@ class Admin:
         return model(**fields)
 
     def send(self, name: str, **fields: Any) -> Reply:
-        return self.service.handle(name, self.command(name, **fields))
+        reply = self.service.handle(name, self.command(name, **fields))
+        if reply.status == "accepted":  # every result is what the contract documents
+            RESULTS[name].model_validate(reply.result)
+        return reply
 
     def ok(self, name: str, **fields: Any) -> dict[str, Any]:
         """Sends a command that must be accepted; returns its result."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -100,6 +101,40 @@ async def test_malformed_and_unknown_messages_are_answered_dead_lettered_and_do_
         "make_coffee",
     }
     assert b"{not json" in [m.body for m in dead]
+
+
+async def test_unreadable_bodies_are_answered_and_dead_lettered_on_their_first_delivery(
+    start_service, client: CommandClient, tenant: str, amqp_url: str
+) -> None:
+    start_service(COMMAND_MAX_BYTES="65536")
+    await ready(client)
+    await dead_letters(amqp_url)  # start from an empty dead-letter queue
+    bodies = {
+        "huge number": b'{"command_id": ' + b"9" * 5000 + b"}",
+        "deep nesting": b"[" * 100_000 + b"]" * 100_000,
+        "invalid UTF-8": b'{"command_id": "\xff\xfe"}',
+        "over the size limit": json.dumps(
+            invite(tenant, "big@example.com", display_name="x" * 70_000)
+        ).encode(),
+    }
+    futures = {what: await client.publish_raw("invite_user", body) for what, body in bodies.items()}
+    for what, future in futures.items():
+        assert future is not None
+        reply = await future
+        assert reply.error is not None and reply.error.code == "invalid_command", what
+
+    seen: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+    async def all_dead_lettered() -> list[aio_pika.abc.AbstractIncomingMessage] | None:
+        seen.extend(await dead_letters(amqp_url))
+        return seen if len(seen) >= len(bodies) else None
+
+    dead = await wait_for(all_dead_lettered, timeout=10, what="the unreadable bodies dead-lettered")
+    assert len(dead) == len(bodies)  # once each: never retried until the broker gives up
+    assert {str(m.headers[DEAD_LETTER_REASON_HEADER]) for m in dead} == {"invalid_command"}
+    assert not any("x-death" in (m.headers or {}) for m in dead)
+    good = await client.send("invite_user", invite(tenant, "after-the-unreadable@example.com"))
+    assert good.status == "accepted"
 
 
 async def test_a_refused_command_gets_its_reason_code_and_details(

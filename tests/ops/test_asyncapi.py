@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 import yaml
 
 from services.invitation.asyncapi import app
-from shared.contract import COMMANDS, EVENT_DATA
+from shared.contract import COMMANDS, EVENT_DATA, EventEnvelope, Reply
+from shared.contract.results import RESULTS
 from tests.ops.conftest import ROOT
 
 COMMITTED = ROOT / "docs" / "asyncapi.yaml"
@@ -76,27 +78,87 @@ def test_every_command_has_its_message_and_payload_schema(document: dict[str, An
         assert {"command_id", "actor"} <= set(schema["required"]), name
 
 
-def test_commands_are_answered_with_the_reply_on_reply_to(document: dict[str, Any]) -> None:
-    reply = document["operations"]["invitation.commands"]["reply"]
-    assert reply["address"]["location"] == "$message.header#/reply_to"
-    (message_ref,) = reply["messages"]
-    schema = resolve(document, resolve(document, message_ref["$ref"])["payload"]["$ref"])
-    assert set(schema["properties"]) == {"command_id", "status", "result", "error"}
-
-
-def test_every_event_has_its_message_with_envelope_and_data_schemas(
+def test_each_command_is_an_operation_on_the_commands_exchange_with_its_routing_key(
     document: dict[str, Any],
 ) -> None:
+    for name in COMMANDS:
+        operation = document["operations"][name]
+        channel = resolve(document, operation["channel"]["$ref"])
+        binding = channel["bindings"]["amqp"]
+        assert (binding["is"], binding["exchange"]["name"]) == (
+            "routingKey",
+            "invitations.commands",
+        )
+        assert binding["exchange"]["type"] == "topic"
+        assert channel["address"] == name  # the routing key
+    # The intake queue is described, but no client is sent there.
+    assert "invitation.commands" not in document["operations"]
+
+
+def test_each_command_has_a_typed_reply_on_reply_to(document: dict[str, Any]) -> None:
+    for name in COMMANDS:
+        reply = document["operations"][name]["reply"]
+        assert reply["address"]["location"] == "$message.header#/reply_to"
+        (message_ref,) = reply["messages"]
+        schema = resolve(document, resolve(document, message_ref["$ref"])["payload"]["$ref"])
+        assert set(schema["properties"]) == {"command_id", "status", "result", "error"}
+        result_ref = schema["properties"]["result"]["anyOf"][0]["$ref"]
+        result = resolve(document, result_ref)
+        assert set(result["properties"]) == set(RESULTS[name].model_fields), name
+
+
+def test_every_message_has_an_example_valid_for_its_model(document: dict[str, Any]) -> None:
+    messages = document["components"]["messages"]
+    for name, model in COMMANDS.items():
+        (example,) = messages[name]["examples"]
+        model.model_validate(example["payload"])
+        for reply in messages[f"{name}.reply"]["examples"]:
+            parsed = Reply.model_validate(reply["payload"])
+            if parsed.status == "accepted":
+                RESULTS[name].model_validate(parsed.result)
+    for event_type, data in EVENT_DATA.items():
+        (example,) = messages[event_type]["examples"]
+        envelope = EventEnvelope.model_validate(example["payload"])
+        assert envelope.event_type == event_type
+        data.model_validate(envelope.data)
+
+
+def test_every_command_has_a_result_model() -> None:
+    assert set(RESULTS) == set(COMMANDS)
+
+
+def test_every_event_type_has_a_payload_schema_of_its_own(document: dict[str, Any]) -> None:
     events = document["channels"]["invitations.events"]
     assert events["bindings"]["amqp"]["exchange"]["name"] == "invitations.events"
     assert set(events["messages"]) == set(EVENT_DATA)
+    payloads = set()
     for event_type, model in EVENT_DATA.items():
         message = resolve(document, events["messages"][event_type]["$ref"])
-        envelope_ref, specific = message["payload"]["allOf"]
-        assert "event_id" in resolve(document, envelope_ref["$ref"])["properties"]
-        assert specific["properties"]["event_type"] == {"const": event_type}
-        data = resolve(document, specific["properties"]["data"]["$ref"])
+        payloads.add(message["payload"]["$ref"])
+        schema = resolve(document, message["payload"]["$ref"])
+        assert "allOf" not in schema  # generators make one type per event, not a merge
+        assert "event_id" in schema["properties"]
+        assert schema["properties"]["event_type"]["const"] == event_type
+        data = resolve(document, schema["properties"]["data"]["$ref"])
         assert set(data["properties"]) == set(model.model_fields), event_type
+    assert len(payloads) == len(EVENT_DATA)
+
+
+def test_the_official_parser_accepts_the_document_without_errors_or_warnings() -> None:
+    parser = ROOT / "tests" / "ops" / "asyncapi_parser"
+    run = subprocess.run(
+        ["node", str(parser / "validate.mjs"), str(COMMITTED)],
+        cwd=parser,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    outcome = json.loads(run.stdout)
+    problems = [d for d in outcome["diagnostics"] if d["severity"] in ("error", "warning")]
+    assert outcome["parsed"], outcome["diagnostics"]
+    assert problems == []
+    assert set(COMMANDS) <= set(outcome["operations"])
 
 
 def test_dead_letters_are_documented_with_their_reason_header(document: dict[str, Any]) -> None:

@@ -33,8 +33,8 @@ from shared.secrets import PageTokens, TokenSigner
 __all__ = ["QueryService", "invitation_view"]
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat()
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC)
 
 
 def invitation_view(row: InvitationRow) -> r.InvitationView:
@@ -48,16 +48,16 @@ def invitation_view(row: InvitationRow) -> r.InvitationView:
         temp_password_delivery=row.temp_password_delivery,
         invited_by=row.invited_by,
         inviter_name=row.inviter_name,
-        invited_at=row.invited_at.astimezone(UTC).isoformat(),
-        invitation_expires_at=row.invitation_expires_at.astimezone(UTC).isoformat(),
-        access_expires_at=_iso(row.access_expires_at),
+        invited_at=row.invited_at.astimezone(UTC),
+        invitation_expires_at=row.invitation_expires_at.astimezone(UTC),
+        access_expires_at=_utc(row.access_expires_at),
         batch_id=row.batch_id,
-        accepted_at=_iso(row.accepted_at),
-        revoked_at=_iso(row.revoked_at),
-        lapsed_at=_iso(row.lapsed_at),
+        accepted_at=_utc(row.accepted_at),
+        revoked_at=_utc(row.revoked_at),
+        lapsed_at=_utc(row.lapsed_at),
         invitation_email=row.invitation_email,
         temp_password=row.temp_password,
-        temp_password_valid_until=_iso(row.temp_password_valid_until),
+        temp_password_valid_until=_utc(row.temp_password_valid_until),
         display_name=row.display_name,
         locale=row.locale,
     )
@@ -72,8 +72,8 @@ def _member_view(row: MemberRow) -> r.MemberView:
         email=row.email,
         role=row.role,
         status=row.status,
-        member_since=row.member_since.astimezone(UTC).isoformat(),
-        access_expires_at=_iso(row.access_expires_at),
+        member_since=row.member_since.astimezone(UTC),
+        access_expires_at=_utc(row.access_expires_at),
         invitation_id=row.invitation_id,
     )
 
@@ -137,7 +137,7 @@ class QueryService:
 
     # -- the queries ---------------------------------------------------------------------
 
-    def get_invitation(self, query: c.GetInvitation) -> r.InvitationResult:
+    def get_invitation(self, query: c.GetInvitation) -> r.GetInvitationResult:
         if query.invitation_id is not None:
             row = self._tables.invitation(query.invitation_id)
         else:
@@ -145,9 +145,9 @@ class QueryService:
             row = self._tables.latest_invitation(query.tenant_id, _email(query.email))
         if row is None or row.tenant_id != query.tenant_id:
             raise _not_found()
-        return r.InvitationResult(invitation=invitation_view(row))
+        return r.GetInvitationResult(invitation=invitation_view(row))
 
-    def list_invitations(self, query: c.ListInvitations) -> r.InvitationPage:
+    def list_invitations(self, query: c.ListInvitations) -> r.ListInvitationsResult:
         statuses = sorted(set(query.status or ()))
         email = None if query.email is None else _email(query.email)
         scope = _scope(
@@ -167,12 +167,12 @@ class QueryService:
         )
         page = rows[: query.page_size]
         more = len(rows) > query.page_size
-        return r.InvitationPage(
+        return r.ListInvitationsResult(
             invitations=[invitation_view(row) for row in page],
             next_page_token=self._next(scope, more, page[-1].invited_position if more else 0),
         )
 
-    def list_members(self, query: c.ListMembers) -> r.MemberPage:
+    def list_members(self, query: c.ListMembers) -> r.ListMembersResult:
         statuses = sorted(set(query.status or ()))
         scope = _scope("list_members", query.tenant_id, statuses, query.role)
         after = self._cursor(scope, query)
@@ -187,20 +187,20 @@ class QueryService:
         )
         page = rows[: query.page_size]
         more = len(rows) > query.page_size
-        return r.MemberPage(
+        return r.ListMembersResult(
             members=[_member_view(row) for row in page],
             next_page_token=self._next(scope, more, page[-1].email if more else ""),
         )
 
-    def lookup_invitation_token(self, query: c.LookupInvitationToken) -> r.InvitationResult:
+    def lookup_invitation_token(self, query: c.LookupInvitationToken) -> r.GetInvitationResult:
         """The invitation a link's token is for, if that token is its current link."""
         claim = self._signer.verify(query.token.strip())
         row = None if claim is None else self._tables.invitation(claim.invitation_id)
         if claim is None or row is None or row.link_generation != claim.link_generation:
             raise DomainError(RejectionCode.INVALID_TOKEN, "unknown or superseded invitation link")
-        return r.InvitationResult(invitation=invitation_view(row))
+        return r.GetInvitationResult(invitation=invitation_view(row))
 
-    def get_mass_invite_report(self, query: c.GetMassInviteReport) -> r.MassInviteReportPage:
+    def get_mass_invite_report(self, query: c.GetMassInviteReport) -> r.GetMassInviteReportResult:
         batch = self._tables.batch(query.batch_id)
         if batch is None or batch.tenant_id != query.tenant_id:
             raise _not_found("no such mass invite in this tenant")
@@ -213,7 +213,7 @@ class QueryService:
         )
         page = lines[: query.page_size]
         more = len(lines) > query.page_size
-        return r.MassInviteReportPage(
+        return r.GetMassInviteReportResult(
             batch_id=batch.batch_id,
             invited=batch.invited,
             refused=batch.refused,

@@ -42,11 +42,30 @@ class Malformed:
     details: dict[str, Any]
 
 
-def parse_command(routing_key: str, body: bytes) -> IncomingCommand | Malformed:
+# A refusal lists at most this many validation problems (a deeply nested body can have
+# thousands, each with a long location).
+_MAX_PROBLEMS = 20
+
+
+def parse_command(
+    routing_key: str, body: bytes, *, max_bytes: int = 16 * 1024 * 1024
+) -> IncomingCommand | Malformed:
+    """The command in `body`, or why it cannot be one. Never raises on bad input: anything
+    that escaped here would be requeued and retried for nothing."""
+    if len(body) > max_bytes:
+        return Malformed(
+            RejectionCode.INVALID_COMMAND,
+            f"body of {len(body)} bytes is over the limit of {max_bytes}",
+            None,
+            {"max_bytes": max_bytes},
+        )
     try:
         raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, ValueError) as error:
+        # ValueError covers JSONDecodeError and integers past Python's digit limit.
         return Malformed(RejectionCode.INVALID_COMMAND, f"body is not JSON: {error}", None, {})
+    except RecursionError:
+        return Malformed(RejectionCode.INVALID_COMMAND, "body is nested too deeply", None, {})
     command_id = raw.get("command_id") if isinstance(raw, dict) else None
     command_id = command_id if isinstance(command_id, str) else None
     model = COMMANDS.get(routing_key)
@@ -68,8 +87,10 @@ def parse_command(routing_key: str, body: bytes) -> IncomingCommand | Malformed:
             RejectionCode.INVALID_COMMAND,
             f"{routing_key} failed validation ({error.error_count()} problem(s))",
             command_id,
-            {"errors": json.loads(json.dumps(problems, default=str))},
+            {"errors": json.loads(json.dumps(problems[:_MAX_PROBLEMS], default=str))},
         )
+    except RecursionError:
+        return Malformed(RejectionCode.INVALID_COMMAND, "body is nested too deeply", command_id, {})
     return IncomingCommand(routing_key, command)
 
 
@@ -78,6 +99,7 @@ def register_intake(
     submit: Callable[[IncomingCommand], Awaitable[Reply]],
     *,
     prefetch: int,
+    max_bytes: int = 16 * 1024 * 1024,
 ) -> None:
     """`submit` runs a parsed command (the batcher, built when the app starts)."""
 
@@ -117,7 +139,7 @@ def register_intake(
     async def on_command(message: RabbitMessage) -> dict[str, Any] | None:
         started = time.perf_counter()
         routing_key = message.raw_message.routing_key or ""
-        parsed = parse_command(routing_key, message.body)
+        parsed = parse_command(routing_key, message.body, max_bytes=max_bytes)
         if isinstance(parsed, Malformed):
             log.warning(
                 "dead-lettered %s: %s",

@@ -28,6 +28,7 @@ from services.invitation.eventstore.chain import (
     link_hash,
 )
 from services.invitation.eventstore.envelopes import (
+    PUBLISHED_EVENT_TYPES,
     PUBLISHED_TOPICS,
     event_id,
     settings_json,
@@ -63,6 +64,7 @@ from services.invitation.eventstore.verify import (
 __all__ = [
     "BATCH_TOPIC",
     "GENESIS",
+    "PUBLISHED_EVENT_TYPES",
     "PUBLISHED_TOPICS",
     "AuditTables",
     "BatchSummary",

@@ -269,6 +269,9 @@ EVENT_TYPE_OF_TOPIC: dict[str, str] = {
     "invitations:Account.TempPasswordRetrieved": "TempPasswordRetrieved",
     "invitations:Invitation.EmailSent": "InvitationEmailSent",
 }
+
+# Every event type a reader can meet in the contract.
+PUBLISHED_EVENT_TYPES: frozenset[str] = frozenset(EVENT_TYPE_OF_TOPIC.values())
 assert set(EVENT_TYPE_OF_TOPIC) == set(_MAPPERS), "every published topic has its type"
 
 
