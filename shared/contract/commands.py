@@ -235,7 +235,10 @@ INTERNAL_COMMANDS = frozenset(
     }
 )
 
-# Answered from the read model, outside the batches: no event, no stored reply.
+# Answered from the read model, outside the batches: no event, no stored reply. Who may
+# send them is the sender gate's to say (the trust work's table of audiences): every
+# query and `retrieve_temp_password` are public, `record_invitation_email_sent` is the
+# notifier's (internal), and a retrieval's events then record its sender like any other.
 QUERIES = frozenset(
     {
         "get_invitation",
