@@ -45,7 +45,12 @@ PUBLIC_COMMANDS = frozenset(
     {
         "accept_invitation",
         "configure_tenant",
+        "get_invitation",
+        "get_mass_invite_report",
         "invite_user",
+        "list_invitations",
+        "list_members",
+        "lookup_invitation_token",
         "mass_invite",
         "record_password_changed",
         "register_account",
@@ -58,7 +63,7 @@ PUBLIC_COMMANDS = frozenset(
 # Internal commands, each sent by one service only (the invitation service accepts them
 # from INTERNAL_SENDERS alone; the broker keeps everyone else from even sending them).
 SERVICE_COMMANDS: dict[str, frozenset[str]] = {
-    "notifier": frozenset({"record_temp_password_delivered"}),
+    "notifier": frozenset({"record_temp_password_delivered", "record_invitation_email_sent"}),
     "expiry": frozenset(
         {
             "expire_contractor",
