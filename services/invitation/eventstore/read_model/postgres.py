@@ -103,9 +103,10 @@ class PostgresReadModel(ReadModelTables):
     # -- dialect hooks -------------------------------------------------------------------
 
     def _fetch(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        # Binary: UUIDs and times arrive as they are stored, not parsed from text.
         with (
             self._datastore.get_connection() as conn,
-            conn.cursor(row_factory=tuple_row) as cursor,
+            conn.cursor(binary=True, row_factory=tuple_row) as cursor,
         ):
             cursor.execute(query, list(params))
             rows: list[tuple[Any, ...]] = cursor.fetchall()
