@@ -4,7 +4,8 @@ Built through `InvitationService.handle_batch` (the service's own unit of work, 
 and read model), like bench/big_store.py, whose rounds of mixed tenants fill the store
 up to its size. The big tenant gets its invitations by mass invites of up to 10,000 rows
 (automatic passwords), eight days ago by the service's clock, then a mix of what follows:
-40% accepted, 10% revoked, 5% resent, and, now, 10% lapsed; the rest stays pending.
+40% accepted, 10% revoked, 5% resent, and, now, 10% lapsed; the rest (40%, the resent
+ones included) stays pending.
 
 `python -m bench.read_side_store INVITATIONS EVENTS [--drop]` builds (or drops) the kept
 store `bench_readside_v<VERSION>_<invitations>_<events>`; the full size (100,000 in a
