@@ -23,6 +23,14 @@ from faststream.specification.base import Specification, SpecificationFactory
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from services.invitation.asyncapi_parts import (
+    DESCRIPTION,
+    SUMMARIES,
+    exchange_binding,
+    queue_binding,
+    ref,
+    ref_name,
+)
 from services.invitation.bootstrap import build_app
 from services.invitation.settings import InvitationSettings
 from shared.contract import COMMANDS, EVENT_DATA, INTERNAL_COMMANDS, EventEnvelope, RejectionCode
@@ -53,63 +61,6 @@ Mode = Literal["validation", "serialization"]
 Json = dict[str, Any]
 _SCHEMA_REF = "#/components/schemas/{model}"
 _REPLIES = "invitation.replies"
-
-# Paragraphs without line breaks: the YAML dump folds long lines itself.
-DESCRIPTION = "\n\n".join(
-    [
-        "Invite people to organisations (tenants), deliver their temporary passwords and "
-        "links, expire contractors' access. JSON bodies in UTF-8, content type "
-        "`application/json`, persistent delivery; times are RFC 3339 with a timezone, "
-        "durations ISO 8601.",
-        f"Commands: publish to the durable topic exchange `{COMMANDS_EXCHANGE_NAME}` with "
-        "the command's name as routing key. `command_id` is the idempotency key: the same "
-        "id again gets the first reply and changes nothing (with a different body it is "
-        "refused `command_id_reused`). With AMQP `reply_to`, exactly one reply is "
-        "published there with the request's `correlation_id`. A message that cannot be a "
-        f"command is dead-lettered to `{DEAD_LETTER_QUEUE_NAME}` (and answered, if it has "
-        "`reply_to`).",
-        f"Events: published to the durable topic exchange `{EVENTS_EXCHANGE_NAME}`, "
-        "routing key = event type, AMQP `message_id` = `event_id`. Delivery is at least "
-        "once, in store order: consumers deduplicate on `event_id` and tolerate fields "
-        "they do not know.",
-        "Queries (`get_invitation`, `list_invitations`, `list_members`, "
-        "`lookup_invitation_token`, `get_mass_invite_report`) are commands that change "
-        "nothing and record no event; they reflect every command already answered "
-        "(read-your-writes). Lists are paged: `page_size` 1-500 (default 100) and the opaque "
-        "`page_token` of the previous reply's `next_page_token`.",
-        "No reply, event or log line ever contains a temporary password or an invitation "
-        "token in clear; a manual password leaves only sealed to the caller's own key.",
-    ]
-)
-
-# One line per command, from ../shared/spec/contract.md.
-SUMMARIES = {
-    "invite_user": "Invite one person to a tenant (links or creates their account).",
-    "mass_invite": "Invite up to 10,000 people at once; one reply row per invitee.",
-    "resend_invitation": "Send a pending invitation again, with a new link.",
-    "revoke_invitation": "Withdraw a pending invitation.",
-    "accept_invitation": "Accept an invitation with the token from its link.",
-    "set_contractor_expiry": "Change when a contractor's access ends.",
-    "configure_tenant": "Change a tenant's settings (only the fields given).",
-    "register_account": "Register an account outside any invitation.",
-    "record_password_changed": "Record that a person set their own password.",
-    "lapse_invitation": "Lapse an invitation whose time is up (refused `not_due` before).",
-    "expire_temp_password": "Expire an unused temporary password (refused `not_due` before).",
-    "expire_contractor": "End a contractor's access at its time (refused `not_due` before).",
-    "remind_contractor_expiry": "Announce a contractor's coming expiry, once per offset.",
-    "record_temp_password_delivered": "The notifier emailed a temporary password.",
-    "record_invitation_email_sent": "The notifier emailed an invitation without a password.",
-    "retrieve_temp_password": "Take a manual temporary password, once, sealed to "
-    "`recipient_public_key` (a libsodium sealed box only its private key opens).",
-    "get_invitation": "Query: one invitation, by id or email.",
-    "list_invitations": "Query: a tenant's invitations, newest first, by status, role, "
-    "email or batch; paged.",
-    "list_members": "Query: a tenant's members, by role and status; paged.",
-    "lookup_invitation_token": "Query: the invitation a link's token is for, while that "
-    "link is current (no tenant_id).",
-    "get_mass_invite_report": "Query: a mass invite's report with each row's live state; "
-    "paged over its rows.",
-}
 
 
 def app() -> FastStream:
@@ -177,9 +128,9 @@ def complete(document: Json) -> Json:
     # send clients to the queue instead of the exchange: replace both.
     intake = channels[COMMANDS_QUEUE_NAME]
     for reference in intake["messages"].values():
-        message = components.get("messages", {}).pop(_ref_name(reference), {})
-        components.get("schemas", {}).pop(_ref_name(message.get("payload", {})), None)
-    intake["messages"] = {n: _ref("messages", n) for n in COMMANDS}
+        message = components.get("messages", {}).pop(ref_name(reference), {})
+        components.get("schemas", {}).pop(ref_name(message.get("payload", {})), None)
+    intake["messages"] = {n: ref("messages", n) for n in COMMANDS}
     intake["description"] = (
         f"The invitation service's own queue, bound `#` on `{COMMANDS_EXCHANGE_NAME}`. "
         "Clients never publish here: they publish to the exchange with the command name "
@@ -191,7 +142,7 @@ def complete(document: Json) -> Json:
     channels[_REPLIES] = {
         "address": None,
         "description": "The sender's own reply queue, named by the command's `reply_to`.",
-        "messages": {_reply_name(n): _ref("messages", _reply_name(n)) for n in COMMANDS},
+        "messages": {_reply_name(n): ref("messages", _reply_name(n)) for n in COMMANDS},
     }
     for name in COMMANDS:
         channel = f"command.{name}"
@@ -200,8 +151,8 @@ def complete(document: Json) -> Json:
             "title": name,
             "description": f"Routing key `{name}` on the topic exchange "
             f"`{COMMANDS_EXCHANGE_NAME}`.",
-            "messages": {name: _ref("messages", name)},
-            "bindings": {"amqp": _exchange_binding(COMMANDS_EXCHANGE_NAME)},
+            "messages": {name: ref("messages", name)},
+            "bindings": {"amqp": exchange_binding(COMMANDS_EXCHANGE_NAME)},
         }
         operations[name] = {
             "action": "receive",
@@ -222,15 +173,15 @@ def complete(document: Json) -> Json:
     channels[DEAD_LETTER_QUEUE_NAME] = {
         "address": DEAD_LETTER_QUEUE_NAME,
         "description": "Messages that could not be commands, kept for an operator.",
-        "messages": {"DeadLetteredCommand": _ref("messages", "DeadLetteredCommand")},
-        "bindings": {"amqp": _queue_binding(DEAD_LETTER_QUEUE_NAME)},
+        "messages": {"DeadLetteredCommand": ref("messages", "DeadLetteredCommand")},
+        "bindings": {"amqp": queue_binding(DEAD_LETTER_QUEUE_NAME)},
     }
     channels[EVENTS_EXCHANGE_NAME] = {
         "address": "{event_type}",
         "description": f"The topic exchange `{EVENTS_EXCHANGE_NAME}`; routing key = event type.",
         "parameters": {"event_type": {"description": "The event type.", "enum": list(EVENT_DATA)}},
-        "messages": {t: _ref("messages", t) for t in EVENT_DATA},
-        "bindings": {"amqp": _exchange_binding(EVENTS_EXCHANGE_NAME)},
+        "messages": {t: ref("messages", t) for t in EVENT_DATA},
+        "bindings": {"amqp": exchange_binding(EVENTS_EXCHANGE_NAME)},
     }
     operations[DEAD_LETTER_QUEUE_NAME] = {
         "action": "send",
@@ -291,7 +242,7 @@ def _command_message(name: str, model: type[BaseModel]) -> Json:
             "location": "$message.header#/correlation_id",
             "description": "Copied onto the reply.",
         },
-        "payload": _ref("schemas", model.__name__),
+        "payload": ref("schemas", model.__name__),
         "bindings": {"amqp": {"messageType": name, "bindingVersion": "0.3.0"}},
         "examples": [{"name": name, "payload": COMMAND_EXAMPLES[name]}],
     }
@@ -315,8 +266,8 @@ def _reply_schema(command: str) -> Json:
         "properties": {
             "command_id": {"anyOf": [{"type": "string"}, {"type": "null"}]},
             "status": {"type": "string", "enum": ["accepted", "rejected"]},
-            "result": {"anyOf": [_ref("schemas", RESULTS[command].__name__), {"type": "null"}]},
-            "error": {"anyOf": [_ref("schemas", ReplyError.__name__), {"type": "null"}]},
+            "result": {"anyOf": [ref("schemas", RESULTS[command].__name__), {"type": "null"}]},
+            "error": {"anyOf": [ref("schemas", ReplyError.__name__), {"type": "null"}]},
         },
     }
 
@@ -347,7 +298,7 @@ def _reply_message(command: str) -> Json:
             "location": "$message.header#/correlation_id",
             "description": "The command message's own `correlation_id`.",
         },
-        "payload": _ref("schemas", _reply_schema_name(command)),
+        "payload": ref("schemas", _reply_schema_name(command)),
         "examples": [
             {"name": "accepted", "payload": accepted},
             {"name": "rejected", "payload": rejected},
@@ -387,7 +338,7 @@ def _envelope_schema(event_type: str, data: type[BaseModel]) -> Json:
     schema["description"] = f"A `{event_type}` event as published on `{EVENTS_EXCHANGE_NAME}`."
     properties = schema["properties"]
     properties["event_type"] = {"type": "string", "const": event_type}
-    properties["data"] = _ref("schemas", data.__name__)
+    properties["data"] = ref("schemas", data.__name__)
     return schema
 
 
@@ -411,7 +362,7 @@ def _event_message(event_type: str, data: type[BaseModel]) -> Json:
                 "tenant_id": {"type": "string", "description": "Empty when account-wide."},
             },
         },
-        "payload": _ref("schemas", _envelope_schema_name(event_type)),
+        "payload": ref("schemas", _envelope_schema_name(event_type)),
         "bindings": {"amqp": {"messageType": event_type, "bindingVersion": "0.3.0"}},
         "examples": [{"name": event_type, "payload": event_example(event_type)}],
     }
@@ -426,39 +377,3 @@ def _schemas(models: Iterable[tuple[type[BaseModel], Mode]]) -> Json:
             if found.setdefault(name, each) != each:
                 raise ValueError(f"two different schemas are both named {name!r}")
     return found
-
-
-def _queue_binding(name: str) -> Json:
-    return {
-        "is": "queue",
-        "queue": {
-            "name": name,
-            "durable": True,
-            "exclusive": False,
-            "autoDelete": False,
-            "vhost": "/",
-        },
-        "bindingVersion": "0.3.0",
-    }
-
-
-def _exchange_binding(name: str) -> Json:
-    return {
-        "is": "routingKey",
-        "exchange": {
-            "name": name,
-            "type": "topic",
-            "durable": True,
-            "autoDelete": False,
-            "vhost": "/",
-        },
-        "bindingVersion": "0.3.0",
-    }
-
-
-def _ref(kind: str, name: str) -> Json:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
-
-def _ref_name(reference: Json) -> str:
-    return str(reference.get("$ref", "")).rsplit("/", 1)[-1]

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from services.notifier.adapters.ledger.rows import (
+    UNREPORTED_INVITATION_EMAIL,
     Delivery,
     Json,
     OutboxEmail,
@@ -42,12 +43,6 @@ from services.notifier.domain.delivery import (
 )
 
 TRACKING_NAME = "notifier"
-# Sent invitation emails that carry no password, still to report (the partial index and
-# its query say it identically, so that PostgreSQL and SQLite use the index).
-_UNREPORTED_INVITATION_EMAIL = (
-    "status = 'sent' AND delivery_recorded = 0 AND temp_password_id IS NULL "
-    "AND invitation_id IS NOT NULL AND kind IN ('invitation_linked', 'invitation_manual')"
-)
 SUPERSEDED = "superseded: the invitation was revoked, lapsed or resent before sending"
 
 
@@ -155,7 +150,7 @@ class EmailLedger:
             "AND delivery_recorded = 0",
             f"CREATE INDEX IF NOT EXISTS notifier_emails_recipient ON {self.emails} (recipient)",
             f"CREATE INDEX IF NOT EXISTS notifier_emails_unreported_invitations ON {self.emails} "
-            f"(position) WHERE {_UNREPORTED_INVITATION_EMAIL}",
+            f"(position) WHERE {UNREPORTED_INVITATION_EMAIL}",
         ]
         with self.transaction() as cur:
             self._ddl_lock(cur)
@@ -338,9 +333,8 @@ class EmailLedger:
         with self.transaction() as cur:
             cur.execute(
                 self._sql(
-                    f"SELECT message_key, tenant_id, invitation_id, link_generation FROM "
-                    f"{self.emails} WHERE {_UNREPORTED_INVITATION_EMAIL} "
-                    "ORDER BY position LIMIT %s"
+                    "SELECT message_key, tenant_id, invitation_id, link_generation FROM "
+                    f"{self.emails} WHERE {UNREPORTED_INVITATION_EMAIL} ORDER BY position LIMIT %s"
                 ),
                 (limit,),
             )
