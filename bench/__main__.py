@@ -24,6 +24,7 @@ SUITES = (
     "latency",
     "mass_invite",
     "expiry",
+    "deadlines",
     "scale",
     "read_side",
 )

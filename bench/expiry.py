@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import statistics
 import time
 import urllib.request
@@ -43,6 +42,7 @@ from shared.ops_http import probe
 from tests.support import (
     TEST_SECRETS_KEY,
     ServiceProcess,
+    free_port,
     service_env,
     temporary_schema,
     temporary_vhost,
@@ -146,13 +146,9 @@ def _memory_mb(pid: int) -> tuple[float, float]:
     return found["VmRSS"], found["VmHWM"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        return int(probe_socket.getsockname()[1])
+async def service_ready(service: ServiceProcess, port: int, within: float) -> None:
+    """Waits until `service` answers /readyz on `port`; fails at once if it exits."""
 
-
-async def _ready(service: ServiceProcess, port: int, within: float) -> None:
     async def answered() -> bool:
         assert service.process is not None
         if service.process.poll() is not None:
@@ -198,7 +194,7 @@ async def run(scale: Scale) -> Mapping[str, float]:
     lead = scale.seconds(5.0, 3.0)  # from the mass invite to the first end
     await asyncio.to_thread(LOGS.mkdir, parents=True, exist_ok=True)
     with temporary_vhost() as amqp_url:
-        ports = {"invitation": _free_port(), "expiry": _free_port()}
+        ports = {"invitation": free_port(), "expiry": free_port()}
         env = service_env(_prepared.database_url, amqp_url, LOG_LEVEL="WARNING")
         # No relay: the store was built without the broker, so a relay would first
         # publish its hundreds of thousands of events (a backlog no live system has)
@@ -210,11 +206,11 @@ async def run(scale: Scale) -> Mapping[str, float]:
         ).start()
         expiry: ServiceProcess | None = None
         try:
-            await _ready(invitation, ports["invitation"], within=60)
+            await service_ready(invitation, ports["invitation"], within=60)
             started = time.perf_counter()
             expiry = ServiceProcess("expiry", {**env, "HTTP_PORT": str(ports["expiry"])}, LOGS)
             expiry.start()
-            await _ready(expiry, ports["expiry"], within=600)
+            await service_ready(expiry, ports["expiry"], within=600)
             rebuild_s = time.perf_counter() - started
             assert expiry.process is not None
             await asyncio.sleep(1.0)  # the post-rebuild collection and gc.freeze

@@ -29,6 +29,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from bench.smtp_sink import SmtpSink
+from shared.senders import broker_user
 from shared.topology import COMMANDS_EXCHANGE_NAME, EVENTS_EXCHANGE_NAME
 
 __all__ = ["Invite", "InviteTracker"]
@@ -65,6 +66,7 @@ class Invite:
 class InviteTracker:
     def __init__(self, amqp_url: str, sink: SmtpSink, *, tenants: int = 16) -> None:
         self._url = amqp_url
+        self._user_id = broker_user(amqp_url)
         self._sink = sink
         self._run = uuid.uuid4().hex[:8]
         self._tenants = [f"bench-{self._run}-{n}" for n in range(tenants)]
@@ -128,6 +130,7 @@ class InviteTracker:
                 correlation_id=invite.command_id,
                 message_id=invite.command_id,
                 reply_to=self._replies.name,
+                user_id=self._user_id,
             ),
             routing_key="invite_user",
         )

@@ -90,11 +90,13 @@ async def intake(settings: NotifierSettings) -> None:
 
     async def on_command(message: AbstractIncomingMessage) -> None:
         nonlocal position
-        parsed = parse_command(message.routing_key or "", message.body)
+        parsed = parse_command(message.routing_key or "", message.body, message.user_id)
         if isinstance(parsed, Malformed):
             reply = Reply.rejected(parsed.command_id, parsed.code, parsed.message)
         else:
-            reply = await asyncio.to_thread(service.handle, parsed.name, parsed.command)
+            reply = await asyncio.to_thread(
+                service.handle, parsed.name, parsed.command, parsed.sender
+            )
             stored, last = await asyncio.to_thread(events.read_with_high_water, position, 1000)
             for envelope in stored:  # one at a time, each confirm awaited
                 await exchange.publish(

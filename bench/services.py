@@ -24,7 +24,13 @@ from pathlib import Path
 
 from bench.smtp_sink import SmtpSink
 from shared.command_client import CommandClient
-from tests.support import ServiceProcess, service_env, temporary_schema, temporary_vhost
+from tests.support import (
+    ServiceProcess,
+    invitation_service_ready,
+    service_env,
+    temporary_schema,
+    temporary_vhost,
+)
 
 __all__ = [
     "LOG_DIR",
@@ -61,21 +67,8 @@ class Stack:
 
 async def wait_until_answering(amqp_url: str, within: float = 60.0) -> None:
     """Until the invitation service replies to a command (a harmless account probe)."""
-    deadline = time.monotonic() + within
     async with CommandClient(amqp_url) as client:
-        while True:
-            body = {
-                "command_id": str(uuid.uuid4()),
-                "actor": "service:bench",
-                "email": f"probe-{uuid.uuid4().hex[:8]}@bench.example",
-            }
-            try:
-                await client.send("register_account", body, within=1.0)
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the invitation service did not answer") from None
-                continue
-            return
+        await invitation_service_ready(client, timeout=within)
 
 
 async def wait_until_delivering(stack: Stack, within: float = 60.0) -> None:

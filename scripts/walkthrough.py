@@ -1,8 +1,9 @@
 """A walkthrough of the running system, as an administrator and the login front end see it.
 
-Starts the services (each in its own process) on a fresh PostgreSQL schema and RabbitMQ
-vhost, with a local SMTP sink, then sends a realistic sequence of commands and queries
-(scripts/walkthrough_read_side.py) and prints the replies, the events seen on
+Starts the services (each in its own process, each with a broker user of its own) on a
+fresh PostgreSQL schema and RabbitMQ vhost, with a local SMTP sink, then sends a
+realistic sequence of commands and queries as a backend (a fourth broker user;
+scripts/walkthrough_read_side.py) and prints the replies, the events seen on
 `invitations.events`, the emails each person received, and the operator's audit trail.
 """
 
@@ -35,11 +36,13 @@ from rich.table import Table
 from scripts.walkthrough_read_side import read_side
 from shared.command_client import CommandClient
 from shared.contract import Reply
+from shared.senders import broker_user
 from tests.support import (
     TEST_SECRETS_KEY,
     EventTap,
     ServiceProcess,
     service_env,
+    temporary_broker_user,
     temporary_schema,
     temporary_vhost,
     wait_for,
@@ -91,28 +94,42 @@ def command(tenant: str | None = None, **fields: Any) -> dict[str, Any]:
     return body
 
 
-async def walk(database_url: str, amqp_url: str, log_dir: Path) -> None:
+async def walk(database_url: str, users: dict[str, str], log_dir: Path) -> None:
+    """`users`: the AMQP_URL of each service's broker user, and the backend's."""
     sink = Sink()
     smtp_port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
     controller.start()
-    env = service_env(
-        database_url,
-        amqp_url,
-        SMTP_HOST="127.0.0.1",
-        SMTP_PORT=str(smtp_port),
-        SMTP_FROM="invitations@acme.example",
-        PUBLIC_BASE_URL="https://vault.acme.example",
-        LOG_LEVEL="WARNING",
-    )
-    services = start_services(env, log_dir)
+    internal = f"{broker_user(users['notifier'])},{broker_user(users['expiry'])}"
+    envs = {
+        name: service_env(
+            database_url,
+            users[name],
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(smtp_port),
+            SMTP_FROM="invitations@acme.example",
+            PUBLIC_BASE_URL="https://vault.acme.example",
+            LOG_LEVEL="WARNING",
+            # The delivery reports and the expiry commands: from those two users only.
+            INTERNAL_SENDERS=internal,
+        )
+        for name in ("invitation", "notifier", "expiry")
+    }
+    services = start_services(envs, log_dir)
     console.rule("Services")
     console.print(", ".join(s.name for s in services), f"(logs in {log_dir})")
+    console.print(
+        "broker users: "
+        + ", ".join(f"{name} = {broker_user(url)}" for name, url in users.items())
+        + f"; INTERNAL_SENDERS={internal}"
+    )
     tenant = f"acme-{uuid.uuid4().hex[:6]}"
+    backend = users["backend"]
     try:
-        async with CommandClient(amqp_url) as client, EventTap(amqp_url) as tap:
+        async with CommandClient(backend) as client, EventTap(backend) as tap:
             await wait_for(lambda: _answers(client), timeout=30, what="the invitation service")
             middle, batch_id = await scenario(client, tenant)
+            await forged_delivery_report(client, tap)
             await wait_for(
                 lambda: any(e.event_type == "MassInviteCompleted" for e in tap.envelopes),
                 what="the events",
@@ -129,7 +146,7 @@ async def walk(database_url: str, amqp_url: str, log_dir: Path) -> None:
                     what="ContractorExpired",
                 )
                 if libfaketime() is not None:
-                    await eight_days_later(services, env, log_dir, tap)
+                    await eight_days_later(services, envs, log_dir, tap)
                 else:
                     console.print("(faketime is not installed: skipping 'eight days later')")
             await settled(sink)
@@ -148,9 +165,34 @@ async def walk(database_url: str, amqp_url: str, log_dir: Path) -> None:
         controller.stop()
 
 
-def start_services(env: dict[str, str], log_dir: Path) -> list[ServiceProcess]:
+def start_services(envs: dict[str, dict[str, str]], log_dir: Path) -> list[ServiceProcess]:
     names = ["invitation"] + [n for n in ("notifier", "expiry") if has(f"services.{n}.__main__")]
-    return [ServiceProcess(name, env, log_dir).start() for name in names]
+    return [ServiceProcess(name, envs[name], log_dir).start() for name in names]
+
+
+async def forged_delivery_report(client: CommandClient, tap: EventTap) -> None:
+    """The backend forges the notifier's report for alice's password: it would destroy
+    the sealed copy, and her invitation email would never go out."""
+    console.rule("A backend forging the notifier's delivery report")
+    issued = await wait_for(
+        lambda: [
+            e
+            for e in tap.of_type("TempPasswordIssued")
+            if e.data.get("email") == "alice@acme.example"
+        ],
+        what="alice's temporary password",
+    )
+    show(
+        "backend: record_temp_password_delivered for alice, claiming service:notifier",
+        await client.send(
+            "record_temp_password_delivered",
+            command(
+                actor="service:notifier",
+                email="alice@acme.example",
+                temp_password_id=issued[0].data["temp_password_id"],
+            ),
+        ),
+    )
 
 
 def libfaketime() -> str | None:
@@ -193,7 +235,7 @@ async def accept(client: CommandClient, tenant: str, sink: Sink) -> None:
 
 
 async def eight_days_later(
-    services: list[ServiceProcess], env: dict[str, str], log_dir: Path, tap: EventTap
+    services: list[ServiceProcess], envs: dict[str, dict[str, str]], log_dir: Path, tap: EventTap
 ) -> None:
     """Restart the services under faketime, eight days on: what time does on its own.
 
@@ -205,11 +247,14 @@ async def eight_days_later(
     for service in services:
         service.stop()
     later = {
-        **env,
-        "LD_PRELOAD": str(libfaketime()),
-        "FAKETIME": "+8d",
-        # Timeouts and sleeps keep real durations; only the calendar moves.
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        name: {
+            **env,
+            "LD_PRELOAD": str(libfaketime()),
+            "FAKETIME": "+8d",
+            # Timeouts and sleeps keep real durations; only the calendar moves.
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        }
+        for name, env in envs.items()
     }
     services[:] = start_services(later, log_dir)
     await wait_for(
@@ -341,11 +386,18 @@ async def scenario(client: CommandClient, tenant: str) -> tuple[datetime, str | 
 
 def print_events(envelopes: list[Any]) -> None:
     console.rule("Events seen on invitations.events")
-    table = Table("pos", "event", "actor", "data")
+    table = Table("pos", "event", "actor", "sender")
+    table.add_column("data", no_wrap=True, overflow="ellipsis")
     for e in sorted(envelopes, key=lambda e: e.position):
         data = {k: v for k, v in e.data.items() if k not in ("settings",) and v is not None}
         text = ", ".join(f"{k}={v}" for k, v in data.items())
-        table.add_row(str(e.position), e.event_type, escape(e.actor or ""), escape(text[:70]))
+        table.add_row(
+            str(e.position),
+            e.event_type,
+            escape(e.actor or ""),
+            escape(e.sender or ""),
+            escape(text),
+        )
     console.print(table)
 
 
@@ -391,12 +443,16 @@ def audit(database_url: str, tenant: str, middle: datetime) -> None:
 def main() -> None:
     log_dir = Path("var/walkthrough")
     log_dir.mkdir(parents=True, exist_ok=True)
-    with (
-        temporary_schema() as database_url,
-        temporary_vhost() as amqp_url,
-        contextlib.suppress(KeyboardInterrupt),
-    ):
-        asyncio.run(walk(database_url, amqp_url, log_dir))
+    with contextlib.ExitStack() as stack:
+        database_url = stack.enter_context(temporary_schema())
+        amqp_url = stack.enter_context(temporary_vhost())
+        # A broker user per service and one for the backend, on this vhost only.
+        users = {
+            name: stack.enter_context(temporary_broker_user(amqp_url, f"walk-{name}"))
+            for name in ("invitation", "notifier", "expiry", "backend")
+        }
+        stack.enter_context(contextlib.suppress(KeyboardInterrupt))
+        asyncio.run(walk(database_url, users, log_dir))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Send commands to the invitation service and await their replies (aio-pika).
 
 Used by our own services (expiry, notifier), the walkthrough and the tests. One
-exclusive reply queue per client; replies are matched by correlation id. (FastStream's
+exclusive reply queue per client; replies are matched by correlation id. Every command
+carries AMQP `user_id` = the login of `amqp_url` (rule 29: the invitation service refuses
+a command without it). (FastStream's
 `broker.request` to an exchange failed here with Direct Reply-To: "fast reply consumer
 does not exist", so this stays on aio-pika.)
 """
@@ -17,12 +19,15 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from shared.contract import Reply
+from shared.senders import broker_user
 from shared.topology import COMMANDS_EXCHANGE_NAME
 
 
 class CommandClient:
-    def __init__(self, amqp_url: str) -> None:
+    def __init__(self, amqp_url: str, *, user_id: bool = True) -> None:
+        """`user_id=False` sends commands without it: only to test their refusal."""
         self._url = amqp_url
+        self._user_id = broker_user(amqp_url) if user_id else None
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._reply_queue: aio_pika.abc.AbstractQueue | None = None
@@ -79,6 +84,7 @@ class CommandClient:
                 correlation_id=correlation_id,
                 message_id=message_id or correlation_id,
                 reply_to=self._reply_queue.name if reply else None,
+                user_id=self._user_id,
             ),
             routing_key=routing_key,
         )

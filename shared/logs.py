@@ -9,7 +9,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 # Fields a log call may pass in `extra=` that belong on the JSON line.
-CONTEXT_FIELDS = ("event_type", "correlation_id", "tenant_id", "command", "position", "code")
+CONTEXT_FIELDS = (
+    "event_type",
+    "correlation_id",
+    "tenant_id",
+    "command",
+    "sender",
+    "position",
+    "code",
+)
 
 
 class JsonFormatter(logging.Formatter):

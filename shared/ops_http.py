@@ -7,11 +7,9 @@
   collectors), plus any registry of the service's own, in the format the scraper asks for.
 
 A tiny server on `asyncio.start_server` (three GET routes need no framework, and the
-services ship no ASGI server). Port 0 turns it off. Two ways in:
-- `add_ops_http(app, port, checks=...)` ties it to a FastStream app: liveness from the
-  first startup hook, not ready from the first shutdown hook, closed after the broker.
-- `ops = await start_ops_http(port, checks=...)` ... `await ops.stop()` for a plain
-  asyncio service (None when the port is 0).
+services ship no ASGI server). Port 0 turns it off. `ops = await start_ops_http(port,
+checks=...)` ... `await ops.stop()` (None when the port is 0): the service skeleton
+(shared/service.py) serves it from before it connects to anything until it has stopped.
 
 `python -m shared.ops_http [PATH]` probes `127.0.0.1:$HTTP_PORT/PATH` (default
 `/readyz`) and exits 0 on 200: the container health check (the slim image has no curl).
@@ -34,18 +32,16 @@ from prometheus_client import REGISTRY, CollectorRegistry, Metric
 from prometheus_client.exposition import choose_encoder
 
 if TYPE_CHECKING:
-    from faststream import FastStream
     from faststream.rabbit import RabbitBroker
 
 __all__ = [
     "Check",
     "NotReadyError",
     "OpsServer",
-    "add_ops_http",
     "blocking",
-    "broker_checks",
     "probe",
     "start_ops_http",
+    "subscribers_consuming",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,11 +68,8 @@ def blocking(function: Callable[[], T]) -> Callable[[], Awaitable[T]]:
     return check
 
 
-def broker_checks(broker: RabbitBroker) -> dict[str, Check]:
-    """`broker`: the connection is open; `consuming`: every subscriber is running."""
-
-    async def connected() -> bool:
-        return await broker.ping(timeout=1.0)
+def subscribers_consuming(broker: RabbitBroker) -> Check:
+    """Every FastStream subscriber of `broker` is running."""
 
     async def consuming() -> None:
         subscribers = broker.subscribers
@@ -84,7 +77,7 @@ def broker_checks(broker: RabbitBroker) -> dict[str, Check]:
         if not subscribers or stopped:
             raise NotReadyError(f"not consuming: {', '.join(stopped) or 'no subscriber'}")
 
-    return {"broker": connected, "consuming": consuming}
+    return consuming
 
 
 class OpsServer:
@@ -153,6 +146,8 @@ class OpsServer:
             result = await asyncio.wait_for(check(), self._check_timeout)
         except TimeoutError:
             return f"timed out after {self._check_timeout:g}s"
+        except NotReadyError as error:  # a reason written to be read as it is
+            return str(error)[:300] or "not ready"
         except Exception as error:
             return f"{type(error).__name__}: {error}"[:300]
         return "failed" if result is False else "ok"
@@ -259,37 +254,6 @@ async def start_ops_http(
         port, checks=checks, before_scrape=before_scrape, host=host, registries=registries
     )
     await server.start()
-    return server
-
-
-def add_ops_http(
-    app: FastStream,
-    port: int,
-    *,
-    checks: Mapping[str, Check] | None = None,
-    before_scrape: Iterable[Callable[[], Awaitable[None]]] = (),
-    registries: Sequence[CollectorRegistry] = (REGISTRY,),
-    host: str = "0.0.0.0",  # noqa: S104 (see OpsServer)
-) -> OpsServer | None:
-    """Serve the ops endpoints for the app's lifetime; `port` 0 serves nothing."""
-    if port == 0:
-        return None
-    server = OpsServer(
-        port, checks=checks, before_scrape=before_scrape, host=host, registries=registries
-    )
-
-    @app.on_startup
-    async def start_ops_http() -> None:
-        await server.start()
-
-    @app.on_shutdown
-    async def report_stopping() -> None:
-        server.stopping = True
-
-    @app.after_shutdown
-    async def stop_ops_http() -> None:
-        await server.stop()
-
     return server
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from uuid import uuid4
 
 from eventsourcing.domain import Aggregate
@@ -14,9 +14,9 @@ from services.invitation.domain.cause import Cause
 from services.invitation.domain.invitation import Invitation
 from services.invitation.domain.membership import Membership
 from services.invitation.domain.tenant import Tenant
+from tests.fakes import T0
 
 MakeCause = Callable[..., Cause]
-T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 # An end date given with another offset: the envelope carries it in UTC.
 PARIS_END = datetime(2030, 2, 6, 18, 30, tzinfo=timezone(timedelta(hours=1)))

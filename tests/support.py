@@ -2,6 +2,9 @@
 
 Isolation: each test module gets its own PostgreSQL schema and its own RabbitMQ vhost,
 so services started by different tests can never consume each other's commands.
+
+The servers' addresses are read here and nowhere else: TEST_POSTGRES_URL and
+TEST_RABBIT_HOST point every test, and the tier guard in tests/conftest.py, elsewhere.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,23 +27,36 @@ import aio_pika
 import psycopg
 from psycopg import sql
 
+from shared.command_client import CommandClient
 from shared.contract import EventEnvelope
 from shared.topology import EVENTS_EXCHANGE_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES = os.environ.get("TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
 RABBIT_HOST = os.environ.get("TEST_RABBIT_HOST", "127.0.0.1:5672")
+RABBITMQ = f"amqp://guest:guest@{RABBIT_HOST}/"  # the default vhost
 TEST_SECRETS_KEY = "q8TzS6m0gk3cQm7m2u9yqkq0wJ8H1cX8b9y6mQ3c2Vw="
 
 
+def suffix() -> str:
+    """Ten random hex digits, for names no other test (or run) uses."""
+    return uuid.uuid4().hex[:10]
+
+
 def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+    return f"{prefix}_{suffix()}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager
-def temporary_schema() -> Iterator[str]:
+def temporary_schema(prefix: str = "t") -> Iterator[str]:
     """A DATABASE_URL on a fresh schema, dropped afterwards."""
-    schema = unique("t")
+    schema = unique(prefix)
     try:
         yield f"{POSTGRES}?schema={schema}"
     finally:
@@ -48,6 +66,21 @@ def temporary_schema() -> Iterator[str]:
 
 def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@contextlib.contextmanager
+def temporary_broker_user(amqp_url: str, prefix: str) -> Iterator[str]:
+    """A broker user of its own on `amqp_url`'s vhost (all permissions there, nowhere
+    else), deleted afterwards; yields its AMQP_URL. Commands it publishes carry its
+    name as `user_id`."""
+    name, password = unique(prefix), uuid.uuid4().hex
+    vhost = amqp_url.rsplit("/", 1)[1] or "/"
+    _rabbitmqctl("add_user", name, password)
+    try:
+        _rabbitmqctl("set_permissions", "-p", vhost, name, ".*", ".*", ".*")
+        yield f"amqp://{name}:{password}@{RABBIT_HOST}/{vhost}"
+    finally:
+        _rabbitmqctl("delete_user", name)
 
 
 @contextlib.contextmanager
@@ -80,6 +113,53 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+async def invitation_service_ready(client: CommandClient, timeout: float = 30) -> None:
+    """Waits until the invitation service answers commands (its consumer is up)."""
+
+    async def answered() -> bool:
+        body = {
+            "command_id": str(uuid.uuid4()),
+            "actor": "service:test",
+            "email": f"{unique('probe')}@example.com",
+        }
+        try:
+            await client.send("register_account", body, within=1.0)
+        except TimeoutError:
+            return False
+        return True
+
+    await wait_for(answered, timeout=timeout, what="the invitation service to answer")
+
+
+async def send_accepted(client: CommandClient, name: str, **fields: Any) -> dict[str, Any]:
+    """Sends command `name` as an administrator; its reply must accept it. The result."""
+    body = {"command_id": str(uuid.uuid4()), "actor": "admin@example.com", **fields}
+    reply = await client.send(name, body, within=30)
+    assert reply.status == "accepted", reply
+    assert reply.result is not None
+    return reply.result
+
+
+async def enable_contractors(client: CommandClient, tenant: str, *reminders: str) -> None:
+    """Lets `tenant` invite contractors, reminded `reminders` (ISO 8601) before their end."""
+    await send_accepted(
+        client,
+        "configure_tenant",
+        tenant_id=tenant,
+        contractor_enabled=True,
+        expiry_reminders=list(reminders),
+    )
+
+
+async def send_with_end_in(
+    client: CommandClient, seconds: float, name: str, **fields: Any
+) -> datetime:
+    """Sends command `name` (accepted) with an end of access `seconds` from now: that end."""
+    end = datetime.now(UTC) + timedelta(seconds=seconds)
+    await send_accepted(client, name, access_expires_at=end.isoformat(), **fields)
+    return end
 
 
 def service_env(database_url: str, amqp_url: str, **extra: str) -> dict[str, str]:

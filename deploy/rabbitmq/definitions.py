@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from shared import contract
 from shared.contract import COMMANDS
 from shared.topology import (
     COMMANDS_EXCHANGE_NAME,
@@ -40,26 +41,8 @@ DEFAULT_EXCHANGE = "amq.default"
 # the server name it `amq.gen-...`.
 UNNAMED_QUEUES = ("amq_", "amq.gen-")
 
-# Commands any backend may send (public in the contract).
-PUBLIC_COMMANDS = frozenset(
-    {
-        "accept_invitation",
-        "configure_tenant",
-        "get_invitation",
-        "get_mass_invite_report",
-        "invite_user",
-        "list_invitations",
-        "list_members",
-        "lookup_invitation_token",
-        "mass_invite",
-        "record_password_changed",
-        "register_account",
-        "resend_invitation",
-        "retrieve_temp_password",
-        "revoke_invitation",
-        "set_contractor_expiry",
-    }
-)
+# Commands any backend may send: the contract's public ones (its one table, AUDIENCE).
+PUBLIC_COMMANDS = contract.PUBLIC_COMMANDS
 # Internal commands, each sent by one service only (the invitation service accepts them
 # from INTERNAL_SENDERS alone; the broker keeps everyone else from even sending them).
 SERVICE_COMMANDS: dict[str, frozenset[str]] = {
@@ -143,6 +126,10 @@ def unclassified(commands: Iterable[str]) -> set[str]:
     """Commands of the contract that no table above says who may send."""
     classified = PUBLIC_COMMANDS.union(*SERVICE_COMMANDS.values())
     return set(commands) - classified
+
+
+# Each internal command of the contract is some service's, and only those are.
+assert frozenset().union(*SERVICE_COMMANDS.values()) == contract.INTERNAL_COMMANDS
 
 
 def definitions() -> dict[str, Any]:

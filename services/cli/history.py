@@ -9,7 +9,7 @@ log, in position order.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from uuid import UUID
 
@@ -40,6 +40,7 @@ class HistoryFilter:
     invitation_id: UUID | None = None
     event_types: frozenset[str] = field(default_factory=frozenset)
     actor: str | None = None
+    sender: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -49,6 +50,8 @@ class HistoryFilter:
         if self.event_types and envelope.event_type not in self.event_types:
             return False
         if self.actor is not None and envelope.actor != self.actor:
+            return False
+        if self.sender is not None and envelope.sender != self.sender:
             return False
         if self.since is not None and envelope.occurred_at < self.since:
             return False
@@ -143,12 +146,4 @@ def _normalised(query: HistoryFilter) -> HistoryFilter:
         email = normalise_email(query.email)
     except DomainError:  # an operator's typo still gets "nothing found", not a traceback
         email = query.email.strip().lower()
-    return HistoryFilter(
-        tenant_id=query.tenant_id,
-        email=email,
-        invitation_id=query.invitation_id,
-        event_types=query.event_types,
-        actor=query.actor,
-        since=query.since,
-        until=query.until,
-    )
+    return replace(query, email=email)

@@ -14,20 +14,27 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Iterable
-from datetime import UTC, datetime, time
-from enum import StrEnum
+from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.cli import render, sheet_commands
 from services.cli.adapters.publisher import republish as publish_again
 from services.cli.bootstrap import NotFoundError, Operator, checkpoint_secret, load_settings
 from services.cli.history import History, HistoryFilter
+from services.cli.options import (
+    Consumer,
+    Format,
+    InstantOption,
+    WideOption,
+    default_format,
+    optional_instant,
+    parse_instant,
+)
 from services.cli.output import operator_or_exit, reported, stderr, stdout
 from services.cli.replay import ConsumerUnavailableError, load_rebuild
 from services.cli.state import state_at
@@ -49,34 +56,6 @@ app = typer.Typer(
 )
 
 
-class Format(StrEnum):
-    table = "table"
-    json = "json"
-
-
-class Consumer(StrEnum):
-    notifier = "notifier"
-    expiry = "expiry"
-    read_model = "read-model"
-
-
-def parse_instant(text: str) -> datetime:
-    """ISO 8601; a date means its midnight UTC, a time without zone means UTC; or `now`."""
-    if text.strip().lower() == "now":
-        return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise typer.BadParameter(f"not an ISO 8601 date or time: {text!r}") from None
-    if len(text.strip()) == 10:  # a bare date
-        moment = datetime.combine(moment.date(), time(), UTC)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _instant(value: str | None) -> datetime | None:
-    return None if value is None else parse_instant(value)
-
-
 def _check_named(
     operator: Operator,
     *,
@@ -95,29 +74,7 @@ def _check_named(
         raise NotFoundError(f"no tenant {tenant!r} in this event store")
 
 
-def _progress(description: str) -> Progress:
-    console = stderr()
-    return Progress(
-        TextColumn(description),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
-
-
-def _default_format() -> Format:
-    return Format.table if sys.stdout.isatty() else Format.json
-
-
 # -- audit ---------------------------------------------------------------------------------
-
-InstantOption = Annotated[str | None, typer.Option(metavar="TIME", help="ISO 8601, UTC if no zone")]
-WideOption = Annotated[
-    bool, typer.Option("--wide", help="Every column (the default fits 80 columns).")
-]
 
 
 @app.command()
@@ -129,6 +86,9 @@ def audit(
         list[str] | None, typer.Option("--type", help="Only this event type (repeatable).")
     ] = None,
     actor: Annotated[str | None, typer.Option(help="Only events caused by this actor.")] = None,
+    sender: Annotated[
+        str | None, typer.Option(help="Only events of commands this broker user sent.")
+    ] = None,
     since: InstantOption = None,
     until: InstantOption = None,
     output: Annotated[
@@ -148,13 +108,14 @@ def audit(
         invitation_id=invitation,
         event_types=frozenset(event_type or ()),
         actor=actor,
-        since=_instant(since),
-        until=_instant(until),
+        sender=sender,
+        since=optional_instant(since),
+        until=optional_instant(until),
     )
     with operator_or_exit() as operator:
         _check_named(operator, tenant=tenant, event_types=query.event_types)
         envelopes = History(operator.store, operator.audit).envelopes(query)
-        if (output or _default_format()) is Format.json:
+        if (output or default_format()) is Format.json:
             render.audit_json(sys.stdout, envelopes)
         else:
             count = render.audit_table(Console(), envelopes, wide=wide)
@@ -181,7 +142,7 @@ def state(
         history = History(operator.store, operator.audit)
         envelopes = history.envelopes(HistoryFilter(tenant_id=tenant, until=instant))
         tenants = state_at(envelopes, instant, tenant)
-        if (output or _default_format()) is Format.json:
+        if (output or default_format()) is Format.json:
             render.state_json(sys.stdout, instant, tenants)
         else:
             render.state_tables(Console(), instant, tenants, wide=wide)
@@ -209,7 +170,7 @@ def verify_history(
     with reported():  # before the store: a missing key is the first thing to say
         key = checkpoint_key(checkpoint_secret(load_settings()))
     with operator_or_exit() as operator:
-        with _progress("verifying") as bar:
+        with render.progress("verifying") as bar:
             task = bar.add_task("verify", total=None)
             result = verify(
                 operator.audit,
@@ -267,7 +228,7 @@ def replay(
     with reported():
         settings = load_settings()
     started = datetime.now(UTC)
-    with _progress(f"replaying {consumer.value}") as bar:
+    with render.progress(f"replaying {consumer.value}") as bar:
         task = bar.add_task("replay", total=None)
         applied = rebuild(
             settings, lambda done, total: bar.update(task, completed=done, total=total)
@@ -305,7 +266,7 @@ def republish_events(
             for e in history.scan(after=from_position - 1, upto=to_position)
             if not types or e.event_type in types
         )
-        with _progress("republishing") as bar:
+        with render.progress("republishing") as bar:
             task = bar.add_task("republish", total=None)
             count = asyncio.run(
                 publish_again(

@@ -11,6 +11,7 @@ from typing import IO, Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from services.cli.report import MassInviteReport
@@ -63,9 +64,10 @@ def _details(envelope: EventEnvelope) -> str:
 
 
 def audit_table(console: Console, envelopes: Iterable[EventEnvelope], *, wide: bool = False) -> int:
-    """At 80 columns: position, time, event, actor, subject; `wide` adds tenant and details."""
+    """At 80 columns: position, time, event, actor, sender, subject; `wide` adds tenant and
+    details."""
     table = Table(show_lines=False, header_style="bold")
-    columns = ["pos", "occurred at (UTC)", "event", "actor", "subject"]
+    columns = ["pos", "occurred at (UTC)", "event", "actor", "sender", "subject"]
     if wide:
         columns[2:2] = ["tenant"]
         columns.append("details")
@@ -81,6 +83,7 @@ def audit_table(console: Console, envelopes: Iterable[EventEnvelope], *, wide: b
             "tenant": e.tenant_id or "-",
             "event": e.event_type,
             "actor": e.actor or "-",
+            "sender": e.sender or "-",
             "subject": subject,
             "details": _details(e),
         }
@@ -213,3 +216,17 @@ def report_csv(out: IO[str], report: MassInviteReport) -> None:
 def report_json(out: IO[str], report: MassInviteReport) -> None:
     out.write(json.dumps(report.to_json(), indent=2))
     out.write("\n")
+
+
+def progress(description: str) -> Progress:
+    """A progress bar on stderr, shown only on a terminal (scripts read stdout)."""
+    console = Console(stderr=True, soft_wrap=True)
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )

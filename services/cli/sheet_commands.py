@@ -8,11 +8,9 @@ it, and the service records who retrieved what (sheets.py: the order of the step
 
 from __future__ import annotations
 
-import getpass
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID
@@ -26,30 +24,12 @@ from services.cli.adapters.commands import Retrieved, SealedRetrieval
 from services.cli.adapters.pdf import reserve_sheet, write_sheet
 from services.cli.adapters.sent_emails import invitation_emails
 from services.cli.bootstrap import NotFoundError, load_retrieval_settings
+from services.cli.options import ReportFormat, WideOption, default_actor
 from services.cli.output import operator_or_exit, reported, stderr, stdout
 from services.cli.report import add_invitation_emails, build_report, wanted_sheets
 from services.cli.sheets import Retrieval, WantedSheet, sheet_file_name
 from services.cli.sheets import write_sheet as one_sheet
 from shared.contract import ReplyError
-
-
-class ReportFormat(StrEnum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-
-
-def _default_actor() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"operator:{user}"
-
-
-WideOption = Annotated[
-    bool, typer.Option("--wide", help="Every column (the default fits 80 columns).")
-]
 
 
 def report(
@@ -136,7 +116,7 @@ def temp_password(
 @contextmanager
 def _connected(amqp_url: str, actor: str | None) -> Iterator[SealedRetrieval]:
     try:
-        retrieval = SealedRetrieval(amqp_url, actor or _default_actor()).__enter__()
+        retrieval = SealedRetrieval(amqp_url, actor or default_actor()).__enter__()
     except (OSError, ConnectionError) as error:
         stderr().print(f"[red]broker:[/red] cannot connect: {escape(str(error))}")
         raise typer.Exit(2) from None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from services.expiry.bootstrap import serve
+from services.expiry.bootstrap import build_service
 from services.expiry.settings import ExpirySettings
-from shared.event_loop import run
 from shared.logs import configure_logging
+from shared.service import serve
 from shared.settings import settings_or_exit, warn_if_development_mode
 
 
@@ -13,7 +13,7 @@ def main() -> None:
     settings = settings_or_exit(ExpirySettings)
     configure_logging("expiry", settings.log_level, settings.log_format)
     warn_if_development_mode(settings)
-    run(serve(settings))
+    serve(build_service(settings))
 
 
 if __name__ == "__main__":

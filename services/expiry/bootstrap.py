@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
-import logging
-import signal
 import time
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+from aio_pika.abc import AbstractRobustConnection
 
 from services.expiry.adapters.commands import AmqpCommandSender
 from services.expiry.application import Expiry, Timing
@@ -18,13 +18,41 @@ from services.expiry.settings import ExpirySettings
 from services.invitation.eventstore import EventLog
 from shared import metrics
 from shared.contract import Reply
-from shared.ops_http import NotReadyError, OpsServer, blocking, start_ops_http
+from shared.ops_http import NotReadyError
+from shared.senders import broker_user
+from shared.service import Service, service_broker
 
-log = logging.getLogger(__name__)
+
+@dataclass
+class Runtime:
+    runner: ExpiryRunner
+    sender: AmqpCommandSender
+    event_log: EventLog
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        await self.sender.start()
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self.runner.run(), name="expiry-runner"),
+                asyncio.create_task(_freeze_after_rebuild(self.runner)),
+            ]
+
+    async def stop(self) -> None:
+        self.runner.stop()
+        if self._tasks:
+            running, freezing = self._tasks
+            freezing.cancel()
+            # The runner finishes a log read in flight and waits for sends in flight.
+            await asyncio.gather(running, freezing, return_exceptions=True)
+        await self.sender.close()
+
+    def close(self) -> None:
+        self.event_log.close()
 
 
-async def serve(settings: ExpirySettings) -> None:
-    """Run until SIGTERM/SIGINT; then stop within a few seconds."""
+def open_runtime(settings: ExpirySettings, connection: AbstractRobustConnection) -> Runtime:
+    """Opens the event log (blocking: the skeleton calls it in a thread once PostgreSQL answers)."""
     expiry = Expiry(timing=Timing(reply_timeout=settings.expiry_reply_timeout))
     runner: ExpiryRunner | None = None
 
@@ -33,78 +61,43 @@ async def serve(settings: ExpirySettings) -> None:
             runner.on_reply(reply)
 
     sender = AmqpCommandSender(
-        settings.amqp_url, on_reply=on_reply, exchange_name=settings.expiry_commands_exchange
+        connection,
+        user_id=broker_user(settings.amqp_url),
+        on_reply=on_reply,
+        exchange_name=settings.expiry_commands_exchange,
     )
-    stopping = asyncio.Event()
-
-    def stop() -> None:
-        stopping.set()
-        if runner is not None:
-            runner.stop()
-
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop)
-
-    if not await _retrying(sender.start, stopping, "the broker"):
-        return
-    event_log: EventLog | None = None
-
-    async def open_event_log() -> None:
-        nonlocal event_log
-        event_log = await asyncio.to_thread(
-            lambda: EventLog(settings.database_url, event_types=EVENT_TYPES)
-        )
-
-    if not await _retrying(open_event_log, stopping, "the event store"):
-        await sender.close()
-        return
-    assert event_log is not None
+    event_log = EventLog(settings.database_url, event_types=EVENT_TYPES)
     runner = ExpiryRunner(
         expiry,
         event_log,
         sender,
         poll_interval=settings.expiry_poll_interval,
         max_in_flight=settings.expiry_max_in_flight,
+        policy=settings.retry_policy,
     )
-    if stopping.is_set():
-        runner.stop()
-    freezing = asyncio.create_task(_freeze_after_rebuild(runner))
-    ops = await _start_ops_http(settings.http_port, runner, sender, event_log)
-    try:
-        await runner.run()
-    finally:
-        freezing.cancel()
-        if ops is not None:
-            await ops.stop()
-        await sender.close()
-        await asyncio.to_thread(event_log.close)
-        log.info("stopped")
+    return Runtime(runner, sender, event_log)
 
 
-async def _start_ops_http(
-    port: int, runner: ExpiryRunner, sender: AmqpCommandSender, event_log: EventLog
-) -> OpsServer | None:
-    """/healthz, /readyz (broker, database, schedule rebuilt) and /metrics on `port`."""
+def build_service(settings: ExpirySettings) -> Service[Runtime]:
+    """Nothing connects until `run()` (no I/O here)."""
+    # The broker is the expiry service's connection; it sends with aio-pika directly
+    # (adapters/commands.py: hundreds of commands in flight at once).
+    broker = service_broker(settings, "expiry")
 
-    async def broker() -> None:
-        if not sender.connected:
-            raise NotReadyError("not connected")
-
-    async def schedule() -> None:
-        if not runner.ready.is_set():
+    async def schedule(runtime: Runtime) -> None:
+        if not runtime.runner.ready.is_set():
             raise NotReadyError("rebuilding from the event store")
 
-    async def sample_deadlines() -> None:
-        metrics.record_deadlines(runner.expiry.census(time.time()))
+    async def sample_deadlines(runtime: Runtime) -> None:
+        metrics.record_deadlines(runtime.runner.expiry.census(time.time()))
 
-    return await start_ops_http(
-        port,
-        checks={
-            "broker": broker,
-            "database": blocking(event_log.max_position),
-            "schedule": schedule,
-        },
+    return Service(
+        "expiry",
+        settings,
+        broker,
+        partial(open_runtime, settings),
+        database=lambda runtime: asyncio.to_thread(runtime.event_log.max_position),
+        checks={"schedule": schedule},
         before_scrape=[sample_deadlines],
     )
 
@@ -119,20 +112,3 @@ async def _freeze_after_rebuild(runner: ExpiryRunner) -> None:
     await runner.ready.wait()
     gc.collect()
     gc.freeze()
-
-
-async def _retrying(
-    start: Callable[[], Awaitable[None]], stopping: asyncio.Event, what: str
-) -> bool:
-    """Run `start` until it succeeds (the dependency may come up after us); False on stop."""
-    delay = 0.5
-    while not stopping.is_set():
-        try:
-            await start()
-            return True
-        except Exception as error:
-            log.warning("%s unreachable (%s); retrying in %.1f s", what, error, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), delay)
-            delay = min(delay * 2, 10.0)
-    return False

@@ -6,11 +6,11 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from shared.settings import ServiceSettings
+from shared.retry import RetrySettings
 from shared.topology import COMMANDS_EXCHANGE_NAME
 
 
-class ExpirySettings(ServiceSettings):
+class ExpirySettings(RetrySettings):
     # This service holds no secret (it reads only the unencrypted event store and sends
     # commands), so it starts without SECRETS_KEY; a key given is still checked.
     secrets_key_required: ClassVar[bool] = False

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from services.invitation.bootstrap import build_app
+from services.invitation.bootstrap import build_service
 from services.invitation.settings import InvitationSettings
-from shared.event_loop import run
 from shared.logs import configure_logging
+from shared.service import serve
 from shared.settings import settings_or_exit, warn_if_development_mode
 
 
@@ -13,7 +13,7 @@ def main() -> None:
     settings = settings_or_exit(InvitationSettings)
     configure_logging("invitation", settings.log_level, settings.log_format)
     warn_if_development_mode(settings)
-    run(build_app(settings).run())
+    serve(build_service(settings))
 
 
 if __name__ == "__main__":

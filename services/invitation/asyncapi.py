@@ -13,9 +13,7 @@ schema, the reply, the dead-letter queue, and one message per event on
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from faststream import FastStream
 from faststream.specification.asyncapi.v3_0_0.schema import ApplicationSchema
@@ -23,31 +21,34 @@ from faststream.specification.base import Specification, SpecificationFactory
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from services.invitation.asyncapi_parts import (
-    DESCRIPTION,
-    SUMMARIES,
+from services.invitation.asyncapi_messages import (
+    Json,
+    Mode,
+    command_message,
+    dead_letter_message,
+    envelope_schema,
+    envelope_schema_name,
+    event_message,
     exchange_binding,
     queue_binding,
     ref,
     ref_name,
+    reply_message,
+    reply_name,
+    reply_schema,
+    reply_schema_name,
+    schemas,
+    summary,
 )
 from services.invitation.bootstrap import build_app
 from services.invitation.settings import InvitationSettings
-from shared.contract import COMMANDS, EVENT_DATA, INTERNAL_COMMANDS, EventEnvelope, RejectionCode
-from shared.contract.examples import (
-    COMMAND_EXAMPLES,
-    RESULT_EXAMPLES,
-    event_example,
-)
+from shared.contract import COMMANDS, EVENT_DATA, RejectionCode
 from shared.contract.replies import ReplyError
 from shared.contract.results import RESULTS
 from shared.topology import (
     COMMANDS_EXCHANGE_NAME,
     COMMANDS_QUEUE_NAME,
-    DEAD_LETTER_DETAIL_HEADER,
     DEAD_LETTER_QUEUE_NAME,
-    DEAD_LETTER_REASON_HEADER,
-    DEAD_LETTER_ROUTING_KEY_HEADER,
     EVENTS_EXCHANGE_NAME,
 )
 
@@ -57,10 +58,45 @@ if TYPE_CHECKING:
 
 __all__ = ["ContractDocument", "app"]
 
-Mode = Literal["validation", "serialization"]
-Json = dict[str, Any]
-_SCHEMA_REF = "#/components/schemas/{model}"
 _REPLIES = "invitation.replies"
+
+# Paragraphs without line breaks: the YAML dump folds long lines itself.
+DESCRIPTION = "\n\n".join(
+    [
+        "Invite people to organisations (tenants), deliver their temporary passwords and "
+        "links, expire contractors' access. JSON bodies in UTF-8, content type "
+        "`application/json`, persistent delivery; times are RFC 3339 with a timezone, "
+        "durations ISO 8601.",
+        f"Commands: publish to the durable topic exchange `{COMMANDS_EXCHANGE_NAME}` with "
+        "the command's name as routing key. `command_id` is the idempotency key: the same "
+        "id again from the same sender gets the first reply and changes nothing (with a "
+        "different body, or from another sender, it is refused `command_id_reused`). "
+        "With AMQP `reply_to`, exactly one reply is "
+        "published there with the request's `correlation_id`. A message that cannot be a "
+        f"command is dead-lettered to `{DEAD_LETTER_QUEUE_NAME}` (and answered, if it has "
+        "`reply_to`).",
+        "Senders: every command must carry the AMQP property `user_id` = the broker user "
+        "it is published as (RabbitMQ refuses a `user_id` that is not the connection's "
+        "login, so it proves the sender); without it the command is refused "
+        "`unauthenticated`. Internal commands (marked so below) are accepted only from the "
+        "invitation service's `INTERNAL_SENDERS`, and with a `SENDER_POLICY` other senders "
+        "only what it lists for them (commands, tenant patterns); otherwise `forbidden`, "
+        "with the rule that refused in `details`. Such refusals record nothing. Every "
+        "event's envelope carries `sender` (that `user_id`) beside `actor` (what the "
+        "caller said).",
+        f"Events: published to the durable topic exchange `{EVENTS_EXCHANGE_NAME}`, "
+        "routing key = event type, AMQP `message_id` = `event_id`. Delivery is at least "
+        "once, in store order: consumers deduplicate on `event_id` and tolerate fields "
+        "they do not know.",
+        "Queries (`get_invitation`, `list_invitations`, `list_members`, "
+        "`lookup_invitation_token`, `get_mass_invite_report`) are commands that change "
+        "nothing and record no event; they reflect every command already answered "
+        "(read-your-writes). Lists are paged: `page_size` 1-500 (default 100) and the opaque "
+        "`page_token` of the previous reply's `next_page_token`.",
+        "No reply, event or log line ever contains a temporary password or an invitation "
+        "token in clear; a manual password leaves only sealed to the caller's own key.",
+    ]
+)
 
 
 def app() -> FastStream:
@@ -142,7 +178,7 @@ def complete(document: Json) -> Json:
     channels[_REPLIES] = {
         "address": None,
         "description": "The sender's own reply queue, named by the command's `reply_to`.",
-        "messages": {_reply_name(n): ref("messages", _reply_name(n)) for n in COMMANDS},
+        "messages": {reply_name(n): ref("messages", reply_name(n)) for n in COMMANDS},
     }
     for name in COMMANDS:
         channel = f"command.{name}"
@@ -157,7 +193,7 @@ def complete(document: Json) -> Json:
         operations[name] = {
             "action": "receive",
             "title": name,
-            "summary": _summary(name),
+            "summary": summary(name),
             "channel": {"$ref": f"#/channels/{channel}"},
             "messages": [{"$ref": f"#/channels/{channel}/messages/{name}"}],
             "reply": {
@@ -166,7 +202,7 @@ def complete(document: Json) -> Json:
                     "description": "The command's AMQP `reply_to`; no reply without it.",
                 },
                 "channel": {"$ref": f"#/channels/{_REPLIES}"},
-                "messages": [{"$ref": f"#/channels/{_REPLIES}/messages/{_reply_name(name)}"}],
+                "messages": [{"$ref": f"#/channels/{_REPLIES}/messages/{reply_name(name)}"}],
             },
             "bindings": {"amqp": {"ack": True, "deliveryMode": 2, "bindingVersion": "0.3.0"}},
         }
@@ -200,10 +236,10 @@ def complete(document: Json) -> Json:
 
     components["messages"] = {
         **components.get("messages", {}),
-        **{name: _command_message(name, model) for name, model in COMMANDS.items()},
-        **{_reply_name(name): _reply_message(name) for name in COMMANDS},
-        "DeadLetteredCommand": _dead_letter_message(),
-        **{t: _event_message(t, model) for t, model in EVENT_DATA.items()},
+        **{name: command_message(name, model) for name, model in COMMANDS.items()},
+        **{reply_name(name): reply_message(name) for name in COMMANDS},
+        "DeadLetteredCommand": dead_letter_message(),
+        **{t: event_message(t, model) for t, model in EVENT_DATA.items()},
     }
     contract_models: list[tuple[type[BaseModel], Mode]] = [
         *((m, "validation") for m in COMMANDS.values()),
@@ -213,9 +249,9 @@ def complete(document: Json) -> Json:
     ]
     components["schemas"] = {
         **components.get("schemas", {}),
-        **_schemas(contract_models),
-        **{_reply_schema_name(n): _reply_schema(n) for n in COMMANDS},
-        **{_envelope_schema_name(t): _envelope_schema(t, m) for t, m in EVENT_DATA.items()},
+        **schemas(contract_models),
+        **{reply_schema_name(n): reply_schema(n) for n in COMMANDS},
+        **{envelope_schema_name(t): envelope_schema(t, m) for t, m in EVENT_DATA.items()},
         "RejectionCode": {
             "type": "string",
             "description": "The codes a rejection may carry; new ones may be added.",
@@ -223,157 +259,3 @@ def complete(document: Json) -> Json:
         },
     }
     return document
-
-
-def _summary(name: str) -> str:
-    summary = SUMMARIES[name]
-    if name in INTERNAL_COMMANDS:
-        summary += " Sent by the system's own services."
-    return summary
-
-
-def _command_message(name: str, model: type[BaseModel]) -> Json:
-    return {
-        "name": name,
-        "title": name,
-        "summary": _summary(name),
-        "contentType": "application/json",
-        "correlationId": {
-            "location": "$message.header#/correlation_id",
-            "description": "Copied onto the reply.",
-        },
-        "payload": ref("schemas", model.__name__),
-        "bindings": {"amqp": {"messageType": name, "bindingVersion": "0.3.0"}},
-        "examples": [{"name": name, "payload": COMMAND_EXAMPLES[name]}],
-    }
-
-
-def _reply_name(command: str) -> str:
-    return f"{command}.reply"
-
-
-def _reply_schema_name(command: str) -> str:
-    return f"{COMMANDS[command].__name__}Reply"
-
-
-def _reply_schema(command: str) -> Json:
-    return {
-        "title": _reply_schema_name(command),
-        "type": "object",
-        "description": f"The reply to `{command}`: `status` is `accepted` with a `result`, "
-        "or `rejected` with an `error` whose `code` is one of RejectionCode.",
-        "required": ["command_id", "status"],
-        "properties": {
-            "command_id": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-            "status": {"type": "string", "enum": ["accepted", "rejected"]},
-            "result": {"anyOf": [ref("schemas", RESULTS[command].__name__), {"type": "null"}]},
-            "error": {"anyOf": [ref("schemas", ReplyError.__name__), {"type": "null"}]},
-        },
-    }
-
-
-def _reply_message(command: str) -> Json:
-    accepted = {
-        "command_id": COMMAND_EXAMPLES[command]["command_id"],
-        "status": "accepted",
-        "result": RESULT_EXAMPLES[command],
-        "error": None,
-    }
-    rejected = {
-        "command_id": COMMAND_EXAMPLES[command]["command_id"],
-        "status": "rejected",
-        "result": None,
-        "error": {
-            "code": "invalid_command",
-            "message": f"{command} failed validation (1 problem(s))",
-            "details": {},
-        },
-    }
-    return {
-        "name": _reply_name(command),
-        "title": f"Reply to {command}",
-        "summary": f"The one reply to a `{command}` that had `reply_to`.",
-        "contentType": "application/json",
-        "correlationId": {
-            "location": "$message.header#/correlation_id",
-            "description": "The command message's own `correlation_id`.",
-        },
-        "payload": ref("schemas", _reply_schema_name(command)),
-        "examples": [
-            {"name": "accepted", "payload": accepted},
-            {"name": "rejected", "payload": rejected},
-        ],
-    }
-
-
-def _dead_letter_message() -> Json:
-    return {
-        "name": "DeadLetteredCommand",
-        "title": "DeadLetteredCommand",
-        "summary": "A message that could not be a command, as it was received.",
-        "headers": {
-            "type": "object",
-            "properties": {
-                DEAD_LETTER_REASON_HEADER: {
-                    "type": "string",
-                    "enum": [RejectionCode.INVALID_COMMAND, RejectionCode.UNKNOWN_COMMAND],
-                },
-                DEAD_LETTER_DETAIL_HEADER: {"type": "string", "maxLength": 500},
-                DEAD_LETTER_ROUTING_KEY_HEADER: {"type": "string"},
-            },
-        },
-        "payload": {"description": "The original body, unchanged (it may not be JSON)."},
-    }
-
-
-def _envelope_schema_name(event_type: str) -> str:
-    return f"{event_type}Event"
-
-
-def _envelope_schema(event_type: str, data: type[BaseModel]) -> Json:
-    """The whole message of one event type: the envelope with its own `data`, standalone
-    (no allOf), so that code generators make one type per event."""
-    schema = EventEnvelope.model_json_schema(ref_template=_SCHEMA_REF, mode="serialization")
-    schema["title"] = _envelope_schema_name(event_type)
-    schema["description"] = f"A `{event_type}` event as published on `{EVENTS_EXCHANGE_NAME}`."
-    properties = schema["properties"]
-    properties["event_type"] = {"type": "string", "const": event_type}
-    properties["data"] = ref("schemas", data.__name__)
-    return schema
-
-
-def _event_message(event_type: str, data: type[BaseModel]) -> Json:
-    summary = inspect.getdoc(data) if "__doc__" in vars(data) and data.__doc__ else None
-    return {
-        "name": event_type,
-        "title": event_type,
-        **({"summary": summary} if summary else {}),
-        "contentType": "application/json",
-        "correlationId": {
-            "location": "$message.header#/correlation_id",
-            "description": "The `command_id` that caused the event.",
-        },
-        "headers": {
-            "type": "object",
-            "properties": {
-                "event_type": {"const": event_type},
-                "schema_version": {"type": "integer"},
-                "position": {"type": "integer"},
-                "tenant_id": {"type": "string", "description": "Empty when account-wide."},
-            },
-        },
-        "payload": ref("schemas", _envelope_schema_name(event_type)),
-        "bindings": {"amqp": {"messageType": event_type, "bindingVersion": "0.3.0"}},
-        "examples": [{"name": event_type, "payload": event_example(event_type)}],
-    }
-
-
-def _schemas(models: Iterable[tuple[type[BaseModel], Mode]]) -> Json:
-    """JSON schemas of `models` and of everything they refer to, by model name."""
-    found: Json = {}
-    for model, mode in models:
-        schema = model.model_json_schema(ref_template=_SCHEMA_REF, mode=mode)
-        for name, each in {**schema.pop("$defs", {}), model.__name__: schema}.items():
-            if found.setdefault(name, each) != each:
-                raise ValueError(f"two different schemas are both named {name!r}")
-    return found

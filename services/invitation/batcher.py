@@ -1,8 +1,12 @@
 """Gathers concurrently delivered commands into batches for one transaction each.
 
 Handlers `submit` and await their reply; one task runs batches in a worker thread
-(eventsourcing is synchronous). A transient database fault is retried here with
-backoff, holding the messages unacknowledged, rather than bouncing them off the broker.
+(eventsourcing is synchronous). A transient database fault is retried here with the
+services' retry policy (shared/retry.py), holding the messages unacknowledged, rather
+than bouncing them off the broker: with a short cap, so the batch goes through within
+about a second of the database's return, and "waiting on the database" logged every
+few seconds meanwhile. After `retry_for` seconds the batch fails and its messages are
+nacked (requeued).
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 from services.invitation.application import IncomingCommand, InvitationService
 from shared import metrics
 from shared.contract import Reply
+from shared.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 _Pending = tuple[IncomingCommand, asyncio.Future[Reply]]
+# A waiting batch retries about once a second; one line every few seconds says so.
+WAITING_LOG_EVERY = 3.0
 
 
 class Batcher:
@@ -30,16 +37,19 @@ class Batcher:
         max_batch: int = 256,
         on_commit: Callable[[], None] = lambda: None,
         retry_for: float = 30.0,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self._service = service
         self._max_batch = max_batch
         self._on_commit = on_commit
         self._retry_for = retry_for
+        self._policy = policy or RetryPolicy(max_delay=1.0)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="command-batcher")
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="command-batcher")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -74,14 +84,11 @@ class Batcher:
                     future.set_result(reply)
 
     async def _handle_with_retry(self, items: list[IncomingCommand]) -> list[Reply]:
-        delay, waited = 0.2, 0.0
-        while True:
-            try:
-                return await asyncio.to_thread(self._service.handle_batch, items)
-            except (OperationalError, InterfaceError):
-                if waited >= self._retry_for:
-                    raise
-                log.warning("database unavailable; retrying the batch in %.1fs", delay)
-                await asyncio.sleep(delay)
-                waited += delay
-                delay = min(delay * 2, 5.0)
+        retrying = self._policy.retrying(
+            f"waiting on the database: a batch of {len(items)} command(s) is held",
+            log,
+            retry_on=(OperationalError, InterfaceError),
+            give_up_after=self._retry_for,
+            log_every=WAITING_LOG_EVERY,
+        )
+        return await retrying.in_thread(self._service.handle_batch, items)

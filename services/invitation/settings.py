@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from shared.settings import ServiceSettings
+from pydantic import field_validator
+
+from services.invitation.adapters.sender_policy import SenderPolicyError, load_sender_policy
+from shared.retry import RetrySettings
+from shared.senders import broker_user
 
 
-class InvitationSettings(ServiceSettings):
+class InvitationSettings(RetrySettings):
     # How many commands may be in flight from the broker, and how many share a transaction.
     command_prefetch: int = 512
     batch_max: int = 256
@@ -17,3 +21,25 @@ class InvitationSettings(ServiceSettings):
     # argon2id cost for temporary-password hashes (see README, "Secrets").
     temp_password_hash_time_cost: int = 1
     temp_password_hash_memory_kib: int = 2048
+    # Who may send the internal commands (delivery reports, the expiry service's):
+    # broker users, comma-separated; empty means the user of this service's AMQP_URL.
+    internal_senders: str = ""
+    # A YAML file of what each other sender may send (adapters/sender_policy.py); none
+    # means every authenticated sender may send every public command for any tenant.
+    sender_policy: str | None = None
+
+    @field_validator("sender_policy")
+    @classmethod
+    def _policy_is_valid(cls, path: str | None) -> str | None:
+        # Read here so that a bad file stops the service before it starts, naming the line.
+        if path:
+            try:
+                load_sender_policy(path)
+            except SenderPolicyError as error:  # reported as "SENDER_POLICY: <this>"
+                raise ValueError(str(error).removeprefix("SENDER_POLICY ")) from None
+        return path or None
+
+    @property
+    def internal_sender_names(self) -> frozenset[str]:
+        names = frozenset(n.strip() for n in self.internal_senders.split(",") if n.strip())
+        return names or frozenset({broker_user(self.amqp_url)})

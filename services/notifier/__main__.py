@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from services.notifier.bootstrap import build_app
+from services.notifier.bootstrap import build_service
 from services.notifier.settings import NotifierSettings
-from shared.event_loop import run
 from shared.logs import configure_logging
+from shared.service import serve
 from shared.settings import settings_or_exit, warn_if_development_mode
 
 
@@ -13,7 +13,7 @@ def main() -> None:
     settings = settings_or_exit(NotifierSettings)
     configure_logging("notifier", settings.log_level, settings.log_format)
     warn_if_development_mode(settings)
-    run(build_app(settings).run())
+    serve(build_service(settings))
 
 
 if __name__ == "__main__":

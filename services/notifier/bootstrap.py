@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from functools import partial
 
-from faststream import FastStream
-from faststream.rabbit import RabbitBroker
-from faststream.specification import AsyncAPI
+from aio_pika.abc import AbstractRobustConnection
+from prometheus_client import REGISTRY
 
 from services.invitation.eventstore import (
     EventLog,
@@ -30,8 +31,10 @@ from services.notifier.planner import Planner
 from services.notifier.runtime import NotifierRuntime
 from services.notifier.sender import DeliveryEngine
 from services.notifier.settings import NotifierSettings
-from shared.ops_http import NotReadyError, add_ops_http, blocking, broker_checks
+from shared.ops_http import NotReadyError
 from shared.secrets import TokenSigner
+from shared.senders import broker_user
+from shared.service import Service, service_broker
 
 
 def smtp_config(settings: NotifierSettings) -> SmtpConfig:
@@ -56,12 +59,18 @@ def sealed_copies(event_log: EventLog) -> SideTables:
     return recorder
 
 
-def build_runtime(settings: NotifierSettings, publisher: CommandPublisher) -> NotifierRuntime:
+def build_runtime(
+    settings: NotifierSettings, publisher: CommandPublisher, metrics: Metrics | None = None
+) -> NotifierRuntime:
     """Connects to the database (blocking: call it from a thread in async code)."""
     store = open_ledger(settings.database_url)
-    # Only what planning reads: the planner skips the other types in SQL.
-    event_log = EventLog(settings.database_url, event_types=EVENT_TYPES)
-    metrics = Metrics()
+    try:
+        # Only what planning reads: the planner skips the other types in SQL.
+        event_log = EventLog(settings.database_url, event_types=EVENT_TYPES)
+    except BaseException:
+        store.close()
+        raise
+    metrics = metrics or Metrics()
     reports = DeliveryReports(store, publisher, metrics=metrics)
     config = smtp_config(settings)
     engine = DeliveryEngine(
@@ -94,76 +103,72 @@ def build_runtime(settings: NotifierSettings, publisher: CommandPublisher) -> No
         metrics=metrics,
         poll_interval=settings.notifier_poll_interval,
         on_close=event_log.close,
+        policy=settings.retry_policy,
     )
 
 
-def build_app(settings: NotifierSettings) -> FastStream:
-    """Nothing connects until the app starts (no I/O here: AsyncAPI generation imports it)."""
-    # The app's lifecycle and the readiness ping; the wake-ups have their own aio-pika
-    # consumer (entrypoints/events.py). graceful_timeout < 10 s: the contract gives a
-    # stop 10 s in all.
-    broker = RabbitBroker(settings.amqp_url, graceful_timeout=3.0, logger=None)
-    app = FastStream(broker, specification=AsyncAPI(title="Notifier", version="1.0.0"))
-    publisher = CommandPublisher(settings.amqp_url, settings.notifier_commands_exchange)
-    runtime: NotifierRuntime | None = None
+@dataclass
+class Runtime:
+    notifier: NotifierRuntime
+    wakeups: WakeupConsumer
+    publisher: CommandPublisher
 
-    def wake(_: object) -> None:
-        if runtime is not None:
-            runtime.wake()
+    async def start(self) -> None:
+        await self.wakeups.start()
+        self.notifier.start()
 
+    async def stop(self) -> None:
+        await self.wakeups.stop()
+        await self.notifier.stop()
+        await self.publisher.close()
+
+    def close(self) -> None:
+        self.notifier.close()
+
+
+def open_runtime(
+    settings: NotifierSettings, metrics: Metrics, connection: AbstractRobustConnection
+) -> Runtime:
+    """Opens the stores (blocking: the skeleton calls it in a thread once PostgreSQL answers)."""
+    publisher = CommandPublisher(
+        connection, settings.notifier_commands_exchange, user_id=broker_user(settings.amqp_url)
+    )
+    notifier = build_runtime(settings, publisher, metrics)
+    # The wake-ups have their own aio-pika consumer (entrypoints/events.py).
     wakeups = WakeupConsumer(
-        settings.amqp_url,
+        connection,
         settings.notifier_queue,
-        wake,
+        lambda _: notifier.wake(),
         event_types=EVENT_TYPES,
         prefetch=settings.notifier_prefetch,
     )
+    return Runtime(notifier, wakeups, publisher)
 
-    async def consuming() -> None:
-        if not wakeups.consuming:
+
+def build_service(settings: NotifierSettings) -> Service[Runtime]:
+    """Nothing connects until `run()` (no I/O here)."""
+    # The broker is the notifier's connection; nothing consumes through FastStream.
+    broker = service_broker(settings, "notifier")
+    metrics = Metrics()
+
+    async def consuming(runtime: Runtime) -> None:
+        if not runtime.wakeups.consuming:
             raise NotReadyError(f"not consuming {settings.notifier_queue}")
 
-    def planned_position() -> int:
+    def planned_position(runtime: Runtime) -> int:
         """Also the readiness check of the database."""
-        if runtime is None:
-            raise NotReadyError("starting")
-        return runtime.store.position()
+        return runtime.notifier.store.position()
 
-    async def sample_position() -> None:
-        if runtime is not None:
-            runtime.metrics.position.set(await asyncio.to_thread(planned_position))
+    async def sample_position(runtime: Runtime) -> None:
+        metrics.position.set(await asyncio.to_thread(planned_position, runtime))
 
-    ops = add_ops_http(
-        app,
-        settings.http_port,
-        checks={
-            "broker": broker_checks(broker)["broker"],
-            "consuming": consuming,
-            "database": blocking(planned_position),
-        },
+    return Service(
+        "notifier",
+        settings,
+        broker,
+        partial(open_runtime, settings, metrics),
+        database=lambda runtime: asyncio.to_thread(planned_position, runtime),
+        checks={"consuming": consuming},
         before_scrape=[sample_position],
+        registries=(REGISTRY, metrics.registry),
     )
-
-    @app.on_startup
-    async def start_runtime() -> None:
-        nonlocal runtime
-        runtime = await asyncio.to_thread(build_runtime, settings, publisher)
-        if ops is not None:
-            ops.add_registry(runtime.metrics.registry)
-        await broker.connect()
-        await wakeups.start()
-
-    @app.after_startup
-    async def run() -> None:
-        assert runtime is not None
-        runtime.start()
-
-    @app.on_shutdown
-    async def stop_runtime() -> None:
-        await wakeups.stop()
-        if runtime is not None:
-            await runtime.stop()
-            await publisher.close()
-            await asyncio.to_thread(runtime.close)
-
-    return app

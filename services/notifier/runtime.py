@@ -17,6 +17,7 @@ from services.notifier.delivery_reports import DeliveryReports
 from services.notifier.metrics import Metrics
 from services.notifier.planner import Planner
 from services.notifier.sender import DeliveryEngine
+from shared.retry import Retrying, RetryPolicy, StoppedError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class NotifierRuntime:
         poll_interval: float = 1.0,
         standby_poll: float = 2.0,
         on_close: Callable[[], None] = lambda: None,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self.store = store
         self.planner = planner
@@ -42,7 +44,9 @@ class NotifierRuntime:
         self._poll = poll_interval
         self._standby_poll = standby_poll
         self._on_close = on_close
+        self._policy = policy or RetryPolicy()
         self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()  # cuts a retry's wait short; wake-ups do not
         self._stopping = False
         self._leading = False
         self._task: asyncio.Task[None] | None = None
@@ -56,23 +60,29 @@ class NotifierRuntime:
         self._wake.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="notifier")
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="notifier")
+
+    def _retrying(self, what: str) -> Retrying:
+        """The services' retry policy, given up (StoppedError) once the notifier stops."""
+        return self._policy.retrying(
+            what, log, stopping=lambda: self._stopping, sleep=self._until_stopped, traceback=True
+        )
 
     async def _run(self) -> None:
-        delay = 0.5
-        while True:
-            # A database that refuses us at start-up (down, or out of connections) must
-            # not kill this task: the process would live on, acking wake-ups, sending
-            # nothing. So take the lead and reclaim with retries, like planning does.
-            try:
-                if await asyncio.to_thread(self.store.try_lead):
-                    break
-                log.info("another notifier is running; standing by")
-                await self._sleep(self._standby_poll)
-            except Exception:
-                log.exception("could not reach the database to lead; trying again in %.1fs", delay)
-                await self._sleep(delay)
-                delay = min(delay * 2, 10.0)
+        try:
+            await self._lead()
+        except StoppedError:
+            return
+
+    async def _lead(self) -> None:
+        # A database that refuses us at start-up (down, or out of connections) must
+        # not kill this task: the process would live on, acking wake-ups, sending
+        # nothing. So take the lead and reclaim with retries, like planning does.
+        leading = self._retrying("could not reach the database to lead")
+        while not await leading.in_thread(self.store.try_lead):
+            log.info("another notifier is running; standing by")
+            await self._sleep(self._standby_poll)
             if self._stopping:
                 return
         self._leading = True
@@ -89,31 +99,16 @@ class NotifierRuntime:
         await self._plan_loop()
 
     async def _reclaim_interrupted(self) -> int:
-        delay = 0.5
-        while True:
-            try:
-                return await asyncio.to_thread(self.store.reclaim_interrupted)
-            except Exception:
-                log.exception("could not reclaim interrupted emails; trying again in %.1fs", delay)
-                await self._sleep(delay)
-                delay = min(delay * 2, 10.0)
-                if self._stopping:
-                    return 0
+        reclaiming = self._retrying("could not reclaim interrupted emails")
+        return await reclaiming.in_thread(self.store.reclaim_interrupted)
 
     async def _plan_loop(self) -> None:
-        delay = 0.5
         while not self._stopping:
             self._wake.clear()
-            try:
-                report = await asyncio.to_thread(
-                    self.planner.plan_available, lambda: self._stopping
-                )
-            except Exception:
-                log.exception("planning failed; trying again in %.1fs", delay)
-                await self._sleep(delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            delay = 0.5
+            # A fresh retry per pass: the back-off starts from its first delay again.
+            report = await self._retrying("planning failed").in_thread(
+                self.planner.plan_available, lambda: self._stopping
+            )
             if report.events:
                 self.metrics.events_planned.inc(report.events)
                 self.metrics.emails_planned.inc(report.emails)
@@ -127,12 +122,17 @@ class NotifierRuntime:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
+    async def _until_stopped(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
+
     async def stop(self, grace: float = 2.0) -> None:
         """Finish the planning batch in progress, in-flight emails, and reports.
 
         Each step gets `grace` seconds, so the whole stop fits the contract's 10 s.
         """
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
         if self._task is not None:
             # Planning runs in a thread: let the batch in progress commit, do not cut it.

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from pydantic import SecretStr
 
-from shared.settings import FROM_FILE, ServiceSettings
+from shared.retry import RetrySettings
+from shared.settings import FROM_FILE
 from shared.topology import COMMANDS_EXCHANGE_NAME
 
 
-class NotifierSettings(ServiceSettings):
+class NotifierSettings(RetrySettings):
     # The mail server (contract names).
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25

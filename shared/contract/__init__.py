@@ -5,10 +5,13 @@ Other systems depend on these names and fields: extend them, never rename or rem
 
 from shared.contract.codes import RejectionCode
 from shared.contract.commands import (
+    AUDIENCE,
     COMMANDS,
     INTERNAL_COMMANDS,
+    PUBLIC_COMMANDS,
     QUERIES,
     AcceptInvitation,
+    Audience,
     Command,
     ConfigureTenant,
     ExpireContractor,
@@ -37,11 +40,14 @@ from shared.contract.events import EVENT_DATA, EventEnvelope
 from shared.contract.replies import Reply, ReplyError
 
 __all__ = [
+    "AUDIENCE",
     "COMMANDS",
     "EVENT_DATA",
     "INTERNAL_COMMANDS",
+    "PUBLIC_COMMANDS",
     "QUERIES",
     "AcceptInvitation",
+    "Audience",
     "Command",
     "ConfigureTenant",
     "EventEnvelope",

@@ -29,6 +29,12 @@ class RejectionCode(StrEnum):
     NOT_A_CONTRACTOR = "not_a_contractor"
     NOT_DUE = "not_due"
     INVALID_SETTING = "invalid_setting"
+    # Senders, names and member changes ("Senders, queries and member changes").
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    INVALID_NAME = "invalid_name"
+    NOT_A_MEMBER = "not_a_member"
+    LAST_ADMINISTRATOR = "last_administrator"
     # Extensions (the contract allows new codes; these never replace one above).
     ACCOUNT_NOT_FOUND = "account_not_found"
     TEMP_PASSWORD_NOT_AVAILABLE = "temp_password_not_available"

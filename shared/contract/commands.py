@@ -1,14 +1,19 @@
 """Commands: what other systems (and our own expiry service, notifier and CLI) ask for.
 
 Input models are frozen and refuse unknown fields. Fields whose refusal has its own
-contract code (email syntax, role, batch size, expiry bounds) are plain strings or
-unbounded lists here, and judged by the domain, so that a bad value gets its specific
-code instead of the generic `invalid_command`.
+contract code (email syntax, role, batch size, expiry bounds, names, the number of
+reminders) are plain strings or unbounded lists here, and judged by the domain, so that a
+bad value gets its specific code instead of the generic `invalid_command`.
+
+`AUDIENCE` says for every command who may send it: any authenticated sender (`public`,
+within SENDER_POLICY when there is one) or only the services' own broker users
+(`internal`, INTERNAL_SENDERS).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -37,7 +42,9 @@ class InviteUser(TenantCommand):
     role: str
     access_expires_at: AwareDatetime | None = None
     temp_password_delivery: Delivery | None = None
-    display_name: str | None = Field(default=None, max_length=200)
+    # Text invitees read: judged by the domain (`invalid_name`), so no bounds here.
+    display_name: str | None = None
+    inviter_name: str | None = None
     locale: str | None = Field(default=None, max_length=16)
 
 
@@ -47,7 +54,8 @@ class MassInvitee(BaseModel):
     email: str
     role: str
     access_expires_at: AwareDatetime | None = None
-    display_name: str | None = Field(default=None, max_length=200)
+    display_name: str | None = None
+    inviter_name: str | None = None
     locale: str | None = Field(default=None, max_length=16)
 
 
@@ -97,7 +105,7 @@ class ConfigureTenant(TenantCommand):
 
 class RegisterAccount(Command):
     email: str
-    display_name: str | None = Field(default=None, max_length=200)
+    display_name: str | None = None
 
 
 class RecordPasswordChanged(Command):
@@ -224,21 +232,47 @@ COMMANDS: dict[str, type[Command]] = {
     "get_mass_invite_report": GetMassInviteReport,
 }
 
-INTERNAL_COMMANDS = frozenset(
-    {
-        "lapse_invitation",
-        "expire_temp_password",
-        "expire_contractor",
-        "remind_contractor_expiry",
-        "record_temp_password_delivered",
-        "record_invitation_email_sent",
-    }
-)
 
-# Answered from the read model, outside the batches: no event, no stored reply. Who may
-# send them is the sender gate's to say (the trust work's table of audiences): every
-# query and `retrieve_temp_password` are public, `record_invitation_email_sent` is the
-# notifier's (internal), and a retrieval's events then record its sender like any other.
+class Audience(StrEnum):
+    """Who may send a command (rule 30)."""
+
+    PUBLIC = "public"  # any authenticated sender, within SENDER_POLICY if there is one
+    INTERNAL = "internal"  # only the services' own broker users (INTERNAL_SENDERS)
+
+
+# The one table of who may send what. `retrieve_temp_password` is public (the contract's
+# sealed retrieval: a backend's or the CLI's, each with a key pair of its own), and so is
+# every query; `record_invitation_email_sent` is the notifier's.
+AUDIENCE: dict[str, Audience] = {
+    "invite_user": Audience.PUBLIC,
+    "mass_invite": Audience.PUBLIC,
+    "resend_invitation": Audience.PUBLIC,
+    "revoke_invitation": Audience.PUBLIC,
+    "accept_invitation": Audience.PUBLIC,
+    "set_contractor_expiry": Audience.PUBLIC,
+    "configure_tenant": Audience.PUBLIC,
+    "register_account": Audience.PUBLIC,
+    "record_password_changed": Audience.PUBLIC,
+    "retrieve_temp_password": Audience.PUBLIC,
+    "get_invitation": Audience.PUBLIC,
+    "list_invitations": Audience.PUBLIC,
+    "list_members": Audience.PUBLIC,
+    "lookup_invitation_token": Audience.PUBLIC,
+    "get_mass_invite_report": Audience.PUBLIC,
+    "lapse_invitation": Audience.INTERNAL,
+    "expire_temp_password": Audience.INTERNAL,
+    "expire_contractor": Audience.INTERNAL,
+    "remind_contractor_expiry": Audience.INTERNAL,
+    "record_temp_password_delivered": Audience.INTERNAL,
+    "record_invitation_email_sent": Audience.INTERNAL,
+}
+assert AUDIENCE.keys() == COMMANDS.keys(), "every command says who may send it"
+
+INTERNAL_COMMANDS = frozenset(n for n, a in AUDIENCE.items() if a is Audience.INTERNAL)
+PUBLIC_COMMANDS = frozenset(n for n, a in AUDIENCE.items() if a is Audience.PUBLIC)
+
+# Answered from the read model, outside the batches: no event, no stored reply. They pass
+# the sender gate like any public command (SENDER_POLICY may restrict them too).
 QUERIES = frozenset(
     {
         "get_invitation",

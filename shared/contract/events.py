@@ -26,6 +26,10 @@ class EventEnvelope(BaseModel):
     aggregate_version: int
     correlation_id: str | None
     actor: str | None
+    # The broker user whose command caused it (AMQP `user_id`, checked by RabbitMQ):
+    # `actor` is what the caller said, `sender` the proof. Null for events recorded
+    # before senders were (and for commands run in process, by tests and tools).
+    sender: str | None = None
     data: dict[str, Any]
 
 
@@ -63,6 +67,8 @@ class UserInvited(_Data):
     display_name: str | None
     locale: str | None = None
     link_generation: int = 1
+    # The person the email shows as inviting (null: none was given).
+    inviter_name: str | None = None
 
 
 class AccountLinked(_Data):

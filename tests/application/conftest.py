@@ -6,29 +6,21 @@ afterwards), a fake clock it can move, a cheap password hash, and a fresh tenant
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from uuid import uuid4
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from services.invitation.application import InvitationService
 from services.invitation.eventstore import InvitationStore, store_env
-from shared.database import postgres_conninfo
 from shared.secrets import HashCost, TempPasswordHasher
+from tests.fakes import FakeClock
+from tests.support import temporary_schema
 
-from .console import Admin, FakeClock, NewEmail, Store
+from .console import Admin, NewEmail, Store
 
-POSTGRES = "postgresql://root@127.0.0.1:5432/test"
 CHEAP_HASH = HashCost(time_cost=1, memory_kib=8, parallelism=1)
-
-
-def _drop_schema(schema: str) -> None:
-    with psycopg.connect(postgres_conninfo(POSTGRES), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
@@ -36,21 +28,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         yield Store(f"sqlite:///{tmp_path}/store.db", "sqlite")
         return
-    schema = f"t_{uuid4().hex[:16]}"
-    try:
-        yield Store(f"{POSTGRES}?schema={schema}", "postgres", schema)
-    finally:
-        _drop_schema(schema)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def secrets_key() -> bytes:
-    return secrets.token_bytes(32)
+    with temporary_schema() as url:
+        yield Store(url, "postgres", url.rpartition("schema=")[2])
 
 
 def open_service(store: Store, secrets_key: bytes, clock: FakeClock) -> InvitationService:

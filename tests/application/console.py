@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,8 +13,7 @@ from shared.contract import COMMANDS, EventEnvelope, Reply, TenantCommand
 from shared.contract.commands import Command
 from shared.contract.results import RESULTS
 from shared.secrets import TokenSigner
-
-T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
+from tests.fakes import FakeClock
 
 
 @dataclass(frozen=True)
@@ -25,20 +23,6 @@ class Store:
     url: str
     backend: str
     schema: str | None = None
-
-
-class FakeClock:
-    """The service's clock; tests move it to reach deadlines."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> datetime:
-        self.now += delta
-        return self.now
 
 
 @dataclass

@@ -138,3 +138,19 @@ def test_a_resend_issues_a_new_manual_password_that_can_be_retrieved_once(
     assert admin.temp_password_id(email) == UUID(
         admin.events("TempPasswordRetrieved")[-1].data["temp_password_id"]
     )
+
+
+def test_a_retrieval_records_the_sender_beside_the_actor(
+    admin: Admin, service: InvitationService, new_email: NewEmail
+) -> None:
+    email = new_email()
+    _manual(admin, email)
+    command = admin.command(
+        "retrieve_temp_password", email=email, recipient_public_key=RecipientKeys().public_key
+    )
+
+    reply = service.handle("retrieve_temp_password", command, sender="portal-backend")
+
+    assert reply.status == "accepted"
+    (event,) = admin.events("TempPasswordRetrieved")
+    assert (event.actor, event.sender) == (admin.actor, "portal-backend")

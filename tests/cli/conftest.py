@@ -7,11 +7,10 @@ console script reads; one test runs the installed script itself.
 from __future__ import annotations
 
 import base64
-import os
+import contextlib
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -26,27 +25,8 @@ from shared import contract as c
 from shared.contract import EventEnvelope
 from shared.database import postgres_conninfo
 from shared.secrets import TokenSigner
-
-PG = "postgresql://root@127.0.0.1:5432/test"
-AMQP = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-
-
-def suffix() -> str:
-    return uuid4().hex[:10]
-
-
-class Clock:
-    """A settable clock: tests place events at known instants."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
+from tests.fakes import FakeClock
+from tests.support import RABBITMQ, temporary_schema
 
 
 @dataclass
@@ -56,17 +36,17 @@ class Store:
     url: str
     schema: str
     secrets_key: bytes
-    clock: Clock
+    clock: FakeClock
     service: InvitationService
     env: dict[str, str]
 
     def run(self, *args: str, **env: str) -> Result:
         return CliRunner().invoke(app, list(args), env={**self.env, **env})
 
-    def command(self, name: str, **fields: Any) -> c.Reply:
+    def command(self, name: str, *, sender: str | None = None, **fields: Any) -> c.Reply:
         fields.setdefault("actor", "admin@example.com")
         model = c.COMMANDS[name](command_id=uuid4(), **fields)
-        reply = self.service.handle(name, model)
+        reply = self.service.handle(name, model, sender)
         assert reply.status == "accepted", reply
         return reply
 
@@ -96,37 +76,33 @@ class Store:
 @pytest.fixture
 def make_store() -> Iterator[Callable[[], Store]]:
     made: list[Store] = []
+    schemas = contextlib.ExitStack()
 
     def make() -> Store:
-        schema = f"cli_{suffix()}"
-        url = f"{PG}?schema={schema}"
+        url = schemas.enter_context(temporary_schema("cli"))
+        schema = url.rpartition("schema=")[2]
         key = secrets.token_bytes(32)
-        clock = Clock(datetime.now(UTC).replace(microsecond=0))
+        # The CLI reads the real time (ages, expiries): events are placed around it.
+        clock = FakeClock.starting_now()
         service = InvitationService(
             InvitationStore(env=store_env(url)), secrets_key=key, clock=clock
         )
         env = {
             "DATABASE_URL": url,
             "SECRETS_KEY": base64.b64encode(key).decode(),
-            "AMQP_URL": AMQP,
+            "AMQP_URL": RABBITMQ,
             "DEVELOPMENT_MODE": "false",
         }
         store = Store(url, schema, key, clock, service, env)
         made.append(store)
         return store
 
-    yield make
-    for store in made:
-        store.service.close()
-        with psycopg.connect(postgres_conninfo(PG), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{store.schema}" CASCADE')
+    with schemas:
+        yield make
+        for store in made:
+            store.service.close()
 
 
 @pytest.fixture
 def store(make_store: Callable[[], Store]) -> Store:
     return make_store()
-
-
-@pytest.fixture
-def tenant() -> str:
-    return f"t-{suffix()}"

@@ -1,18 +1,14 @@
 from __future__ import annotations
 
 import json
-from uuid import uuid4
 
 import pytest
 
 from services.invitation.domain.ids import account_uuid
 from shared.contract import EventEnvelope
+from tests.support import suffix
 
 pytestmark = pytest.mark.integration
-
-
-def suffix() -> str:
-    return uuid4().hex[:10]
 
 
 def _lines(output: str) -> list[EventEnvelope]:

@@ -1,8 +1,7 @@
-"""An email's history is found by key, not by scanning: fast in a store of a million events."""
+"""An email's history is found among a million other events (how fast: bench/scale.py)."""
 
 from __future__ import annotations
 
-import time
 from uuid import uuid4
 
 import pytest
@@ -15,7 +14,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FILLER = 1_000_000
 
 
-def test_one_email_is_audited_within_200_ms_among_a_million_events(store, tenant):
+def test_one_email_is_audited_among_a_million_events(store, tenant):
     email = f"needle-{uuid4().hex[:8]}@example.com"
     invitation = store.invite(tenant, email)
     store.command("revoke_invitation", tenant_id=tenant, invitation_id=invitation)
@@ -43,10 +42,7 @@ def test_one_email_is_audited_within_200_ms_among_a_million_events(store, tenant
     reader = InvitationStore(env=store_env(store.url))
     try:
         history = History(reader, reader.recorder.audit)
-        list(history.envelopes(HistoryFilter(email="warm-up@example.com")))  # connect
-        started = time.perf_counter()
         found = list(history.envelopes(HistoryFilter(email=email)))
-        elapsed = time.perf_counter() - started
     finally:
         reader.close()
 
@@ -58,4 +54,3 @@ def test_one_email_is_audited_within_200_ms_among_a_million_events(store, tenant
         "TempPasswordRevoked",
     ]
     assert types.count("UserInvited") == 2  # the second tenant's invitation too
-    assert elapsed < 0.2, f"{elapsed * 1000:.0f} ms"

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import socket
 from uuid import uuid4
 
 import psycopg
@@ -14,15 +13,11 @@ import pytest
 
 from services.cli import render
 from shared.database import postgres_conninfo
-from tests.cli.conftest import PG, Store, suffix
+from tests.cli.conftest import Store
+from tests.support import POSTGRES as PG
+from tests.support import free_port, suffix
 
 pytestmark = pytest.mark.integration
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def tables_in(schema: str) -> list[str]:
@@ -90,7 +85,7 @@ def test_a_database_that_does_not_exist_is_named(store: Store) -> None:
 
 
 def test_a_refused_connection_is_named(store: Store) -> None:
-    port = closed_port()
+    port = free_port()  # nothing listens there
     result = store.run("audit", DATABASE_URL=f"postgresql://root@127.0.0.1:{port}/test")
 
     assert result.exit_code == 4

@@ -15,13 +15,15 @@ from services.cli.main import app
 from services.invitation.eventstore import account_uuid
 from shared.command_client import CommandClient
 from shared.secrets import TempPasswordHasher
-from tests.support import ServiceProcess, service_env, temporary_vhost, unique, wait_for
+from tests.support import (
+    ServiceProcess,
+    invitation_service_ready,
+    service_env,
+    suffix,
+    temporary_vhost,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def suffix() -> str:
-    return uuid4().hex[:10]
 
 
 def mass_invite(store, tenant, emails, delivery="manual"):
@@ -69,20 +71,7 @@ def service_on_broker(store, tmp_path_factory):
 
 async def answers_commands(amqp_url: str) -> None:
     async with CommandClient(amqp_url) as client:
-
-        async def answered() -> bool:
-            body = {
-                "command_id": str(uuid4()),
-                "actor": "service:test",
-                "email": f"{unique('probe')}@example.com",
-            }
-            try:
-                await client.send("register_account", body, within=1.0)
-            except TimeoutError:
-                return False
-            return True
-
-        await wait_for(answered, timeout=30, what="the invitation service to answer")
+        await invitation_service_ready(client)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from uuid import uuid4
 
 import aio_pika
 import pytest
@@ -10,12 +9,9 @@ from aio_pika import DeliveryMode, ExchangeType
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from shared.topology import EVENTS_EXCHANGE_NAME
+from tests.support import suffix
 
 pytestmark = pytest.mark.integration
-
-
-def suffix() -> str:
-    return uuid4().hex[:10]
 
 
 @pytest.fixture

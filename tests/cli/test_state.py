@@ -2,15 +2,12 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from uuid import uuid4
 
 import pytest
 
+from tests.support import suffix
+
 pytestmark = pytest.mark.integration
-
-
-def suffix() -> str:
-    return uuid4().hex[:10]
 
 
 @pytest.fixture

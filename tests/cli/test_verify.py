@@ -13,12 +13,9 @@ from services.cli.main import app
 from services.invitation.application import InvitationService
 from services.invitation.eventstore import GENESIS, InvitationStore, link_hash, store_env
 from shared.contract import InviteUser
+from tests.support import suffix
 
 pytestmark = pytest.mark.integration
-
-
-def suffix() -> str:
-    return uuid4().hex[:10]
 
 
 @pytest.fixture

@@ -1,17 +1,17 @@
 """Fixtures of the expiry service's tests.
 
-Kept to this folder on purpose (the project-wide conftest may change under us):
-- a fake clock and the real InvitationService in-process on a throwaway SQLite file,
-  so the unit and application tests produce real events without a broker;
-- for the integration tests, a fresh PostgreSQL schema and a fresh RabbitMQ vhost per
-  module, so nothing here can consume another test's commands or events.
+- the real InvitationService in-process on a throwaway SQLite file, on the test's fake
+  clock, so the unit and application tests produce real events without a broker;
+- for the integration tests, `python -m services.<name>` on the module's PostgreSQL schema
+  and RabbitMQ vhost (tests/conftest.py), so nothing here can consume another test's
+  commands or events.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -23,44 +23,11 @@ from services.invitation.application import InvitationService
 from services.invitation.eventstore import EventLog, InvitationStore, store_env
 from shared import contract as c
 from shared.contract import EventEnvelope, Reply
-from tests.support import (
-    ServiceProcess,
-    temporary_schema,
-    temporary_vhost,
-    unique,
-)
+from tests.fakes import FakeClock
+from tests.support import ServiceProcess, unique
 from tests.support import service_env as shared_service_env
 
-ROOT = Path(__file__).resolve().parents[2]
-SECRETS_KEY = "q8TzS6m0gk3cQm7m2u9yqkq0wJ8H1cX8b9y6mQ3c2Vw="
 ADMIN = "admin@example.com"
-T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    """The one clock of a test: the invitation service reads `now`, the expiry `seconds()`."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def seconds(self) -> float:
-        return self.now.timestamp()
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-    def to(self, moment: datetime) -> datetime:
-        self.now = moment
-        return moment
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 # -- the invitation service in-process -------------------------------------------------------
@@ -128,28 +95,11 @@ def invitations(tmp_path: Path, clock: FakeClock) -> Iterator[Invitations]:
 
 
 @pytest.fixture
-def tenant() -> str:
-    return unique("tenant")
-
-
-@pytest.fixture
 def email() -> str:
     return f"{unique('contractor')}@example.com"
 
 
-# -- the real database and broker ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    with temporary_schema() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def amqp_url() -> Iterator[str]:
-    with temporary_vhost() as url:
-        yield url
+# -- the real services -------------------------------------------------------------------------
 
 
 def service_env(database_url: str, amqp_url: str, **extra: str) -> dict[str, str]:

@@ -58,7 +58,9 @@ async def test_a_command_goes_out_by_name_with_its_id_and_its_reply_comes_back(
 
     await queue.consume(answer, no_ack=True)
     replies: list[Reply] = []
-    sender = AmqpCommandSender(amqp_url, on_reply=replies.append, exchange_name=exchange_name)
+    sender = AmqpCommandSender(
+        connection, user_id="guest", on_reply=replies.append, exchange_name=exchange_name
+    )
     await sender.start()
     try:
         firing = a_firing()
@@ -79,8 +81,12 @@ async def test_a_command_goes_out_by_name_with_its_id_and_its_reply_comes_back(
     assert replies[0].status == "accepted"
 
 
-async def test_a_command_nobody_can_receive_fails_its_send(amqp_url: str) -> None:
-    sender = AmqpCommandSender(amqp_url, on_reply=lambda _: None, exchange_name=unique("unbound"))
+async def test_a_command_nobody_can_receive_fails_its_send(
+    connection: aio_pika.abc.AbstractRobustConnection,
+) -> None:
+    sender = AmqpCommandSender(
+        connection, user_id="guest", on_reply=lambda _: None, exchange_name=unique("unbound")
+    )
     await sender.start()
     try:
         with pytest.raises(aio_pika.exceptions.PublishError):

@@ -18,7 +18,8 @@ from services.expiry.domain.deadlines import (
     seconds,
 )
 from shared.secrets import TokenSigner
-from tests.expiry.conftest import FakeClock, Invitations
+from tests.expiry.conftest import Invitations
+from tests.fakes import FakeClock
 
 TWO_SECONDS = [timedelta(seconds=2)]
 

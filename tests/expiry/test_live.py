@@ -1,32 +1,33 @@
 """The expiry service for real: `python -m services.expiry` and `python -m services.invitation`
 on this module's own PostgreSQL schema and RabbitMQ vhost, with deadlines seconds away.
+
+Deadlines fire, never early, exactly once; how late, and how fast the service stops and
+catches up, is measured in bench/deadlines.py, not asserted here.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from services.invitation.eventstore import EventLog
 from shared.command_client import CommandClient
 from shared.contract import EventEnvelope
-from tests.support import ServiceProcess, unique, wait_for
+from tests.support import (
+    ServiceProcess,
+    enable_contractors,
+    invitation_service_ready,
+    send_with_end_in,
+    unique,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 Start = Callable[..., ServiceProcess]
-
-
-@pytest_asyncio.fixture
-async def client(amqp_url: str) -> AsyncIterator[CommandClient]:
-    async with CommandClient(amqp_url) as command_client:
-        yield command_client
 
 
 @pytest.fixture
@@ -34,33 +35,6 @@ def event_log(database_url: str) -> Any:
     log = EventLog(database_url)
     yield log
     log.close()
-
-
-async def send(client: CommandClient, name: str, **fields: Any) -> dict[str, Any]:
-    body = {"command_id": str(uuid.uuid4()), "actor": "admin@example.com", **fields}
-    reply = await client.send(name, body, within=10)
-    assert reply.status == "accepted", reply
-    assert reply.result is not None
-    return reply.result
-
-
-async def invitation_service_ready(client: CommandClient) -> None:
-    async def answered() -> bool:
-        try:
-            await client.send(
-                "register_account",
-                {
-                    "command_id": str(uuid.uuid4()),
-                    "actor": "service:test",
-                    "email": f"{unique('probe')}@example.com",
-                },
-                within=1.0,
-            )
-        except TimeoutError:
-            return False
-        return True
-
-    await wait_for(answered, timeout=30, what="the invitation service to answer")
 
 
 async def expiry_ready(process: ServiceProcess) -> None:
@@ -82,26 +56,13 @@ def events_of(event_log: EventLog, tenant: str, event_type: str) -> list[EventEn
 async def contractor_with_end_in(
     client: CommandClient, tenant: str, email: str, seconds: float
 ) -> datetime:
-    await send(
-        client,
-        "configure_tenant",
-        tenant_id=tenant,
-        contractor_enabled=True,
-        expiry_reminders=["PT2S"],
+    await enable_contractors(client, tenant, "PT2S")
+    return await send_with_end_in(
+        client, seconds, "invite_user", tenant_id=tenant, email=email, role="contractor"
     )
-    end = datetime.now(UTC) + timedelta(seconds=seconds)
-    await send(
-        client,
-        "invite_user",
-        tenant_id=tenant,
-        email=email,
-        role="contractor",
-        access_expires_at=end.isoformat(),
-    )
-    return end
 
 
-async def test_a_contractor_is_reminded_and_expired_live_on_time_exactly_once(
+async def test_a_contractor_is_reminded_and_expired_live_exactly_once(
     start_service: Start, client: CommandClient, event_log: EventLog
 ) -> None:
     start_service("invitation")
@@ -120,16 +81,12 @@ async def test_a_contractor_is_reminded_and_expired_live_on_time_exactly_once(
     reminded = events_of(event_log, tenant, "ContractorExpiryApproaching")
     assert len(reminded) == 1 and len(expired) == 1
     assert reminded[0].data["offset"] == "PT2S"
-    reminder_lateness = (reminded[0].occurred_at - (end - timedelta(seconds=2))).total_seconds()
-    expiry_lateness = (expired[0].occurred_at - end).total_seconds()
-    assert 0 <= reminder_lateness < 1.0
-    assert 0 <= expiry_lateness < 1.0
+    assert reminded[0].occurred_at >= end - timedelta(seconds=2)  # never early
+    assert expired[0].occurred_at >= end
     # Still pending at its end: the invitation lapsed along with the access (rule 20).
     assert len(events_of(event_log, tenant, "InvitationLapsed")) == 1
 
-    began = time.monotonic()
     assert expiry.terminate() == 0
-    assert time.monotonic() - began < 10
 
 
 async def test_deadlines_missed_while_the_service_was_down_fire_when_it_is_back(
@@ -162,7 +119,7 @@ async def test_deadlines_missed_while_the_service_was_down_fire_when_it_is_back(
         what="three ContractorExpired",
     )
 
-    assert all((e.occurred_at - back).total_seconds() < 10 for e in expired)
+    assert all(e.occurred_at >= back for e in expired)  # fired by the restarted service
     assert sorted(e.data["email"] for e in expired) == sorted(emails)
     assert second.terminate() == 0
 
@@ -177,13 +134,8 @@ async def test_an_end_date_moved_earlier_is_enforced_at_the_new_date(
     tenant, email = unique("moved"), f"{unique('dan')}@example.com"
     await contractor_with_end_in(client, tenant, email, 3600)
 
-    new_end = datetime.now(UTC) + timedelta(seconds=3)
-    await send(
-        client,
-        "set_contractor_expiry",
-        tenant_id=tenant,
-        email=email,
-        access_expires_at=new_end.isoformat(),
+    new_end = await send_with_end_in(
+        client, 3, "set_contractor_expiry", tenant_id=tenant, email=email
     )
     expired = await wait_for(
         lambda: events_of(event_log, tenant, "ContractorExpired"),
@@ -191,5 +143,5 @@ async def test_an_end_date_moved_earlier_is_enforced_at_the_new_date(
         what="ContractorExpired",
     )
 
-    assert 0 <= (expired[0].occurred_at - new_end).total_seconds() < 1.0
+    assert expired[0].occurred_at >= new_end
     assert expired[0].data["access_expires_at"] == new_end.isoformat()

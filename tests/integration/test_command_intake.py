@@ -15,8 +15,7 @@ from shared.topology import (
     DEAD_LETTER_REASON_HEADER,
     DEAD_LETTER_ROUTING_KEY_HEADER,
 )
-from tests.integration.conftest import ready
-from tests.support import EventTap, wait_for
+from tests.support import EventTap, invitation_service_ready, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +46,7 @@ async def test_an_invite_is_answered_on_reply_to_with_the_contract_result(
     start_service, client: CommandClient, tenant: str
 ) -> None:
     start_service()
-    await ready(client)
+    await invitation_service_ready(client)
     reply = await client.send("invite_user", invite(tenant, " New.Person@Example.COM "))
     assert reply.status == "accepted"
     assert reply.error is None
@@ -67,7 +66,7 @@ async def test_malformed_and_unknown_messages_are_answered_dead_lettered_and_do_
     start_service, client: CommandClient, tenant: str, amqp_url: str
 ) -> None:
     start_service()
-    await ready(client)
+    await invitation_service_ready(client)
     await dead_letters(amqp_url)  # start from an empty dead-letter queue
 
     not_json = await client.publish_raw("invite_user", b"{not json")
@@ -107,7 +106,7 @@ async def test_unreadable_bodies_are_answered_and_dead_lettered_on_their_first_d
     start_service, client: CommandClient, tenant: str, amqp_url: str
 ) -> None:
     start_service(COMMAND_MAX_BYTES="65536")
-    await ready(client)
+    await invitation_service_ready(client)
     await dead_letters(amqp_url)  # start from an empty dead-letter queue
     bodies = {
         "huge number": b'{"command_id": ' + b"9" * 5000 + b"}",
@@ -141,7 +140,7 @@ async def test_a_refused_command_gets_its_reason_code_and_details(
     start_service, client: CommandClient, tenant: str
 ) -> None:
     start_service()
-    await ready(client)
+    await invitation_service_ready(client)
     first = await client.send("invite_user", invite(tenant, "twice@example.com"))
     again = await client.send("invite_user", invite(tenant, "twice@example.com"))
     assert again.status == "rejected"
@@ -155,7 +154,7 @@ async def test_the_same_command_id_gets_the_first_reply_even_after_a_restart(
     start_service, client: CommandClient, tenant: str, amqp_url: str
 ) -> None:
     service = start_service()
-    await ready(client)
+    await invitation_service_ready(client)
     command = invite(tenant, "idempotent@example.com")
     async with EventTap(amqp_url) as tap:
         first = await client.send("invite_user", command)
@@ -163,7 +162,7 @@ async def test_the_same_command_id_gets_the_first_reply_even_after_a_restart(
         service.stop()
 
         start_service()
-        await ready(client)
+        await invitation_service_ready(client)
         again = await client.send("invite_user", command)
         reused = await client.send("invite_user", {**command, "email": "other@example.com"})
         marker = await client.send("invite_user", invite(tenant, "marker@example.com"))

@@ -5,9 +5,13 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from services.invitation.adapters.relay import tracking_recorder
 from services.invitation.eventstore import InvitationStore, store_env
 from tests.support import temporary_schema
+
+pytestmark = pytest.mark.integration
 
 
 def open_at_once(env: dict[str, str], processes: int) -> list[str]:

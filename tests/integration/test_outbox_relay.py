@@ -10,8 +10,7 @@ import pytest
 from services.invitation.adapters.relay import TRACKING_NAME, tracking_recorder
 from services.invitation.eventstore import EventLog, store_env
 from shared.command_client import CommandClient
-from tests.integration.conftest import ready
-from tests.support import EventTap, wait_for
+from tests.support import EventTap, invitation_service_ready, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +29,7 @@ async def test_stored_events_reach_the_exchange_in_store_order_with_the_contract
     start_service, client: CommandClient, tenant: str, amqp_url: str, database_url: str
 ) -> None:
     start_service()
-    await ready(client)
+    await invitation_service_ready(client)
     async with EventTap(amqp_url) as tap:
         replies = await asyncio.gather(
             *(
@@ -69,7 +68,7 @@ async def test_an_event_committed_before_a_kill_is_published_after_restart(
 ) -> None:
     # The relay is held back, so the kill lands exactly between commit and publish.
     service = start_service(RELAY_ENABLED="false")
-    await ready(client)
+    await invitation_service_ready(client)
     tracking = tracking_recorder(store_env(database_url))
     relayed_before = tracking.max_tracking_id(TRACKING_NAME)
     async with EventTap(amqp_url) as tap:
@@ -97,7 +96,7 @@ async def test_a_kill_mid_burst_leaves_no_gap_in_what_consumers_receive(
     start_service, client: CommandClient, tenant: str, amqp_url: str, database_url: str
 ) -> None:
     service = start_service()
-    await ready(client)
+    await invitation_service_ready(client)
     async with EventTap(amqp_url) as tap:
         burst = [
             asyncio.ensure_future(client.send("invite_user", invite(tenant, f"b{i}@example.com")))

@@ -7,8 +7,10 @@ from collections import Counter
 from collections.abc import Iterator
 from uuid import uuid4
 
+import aio_pika
 import psycopg
 import pytest
+from aio_pika.abc import AbstractRobustConnection
 
 from services.invitation.adapters.relay import OutboxRelay, tracking_recorder
 from services.invitation.adapters.relay_lease import PostgresRelayLease
@@ -41,11 +43,13 @@ def invite_some(service: InvitationService, tenant: str, count: int) -> None:
         assert service.handle("invite_user", command).status == "accepted"
 
 
-def relay(store_url: str, amqp_url: str, service: InvitationService) -> OutboxRelay:
+def relay(
+    store_url: str, connection: AbstractRobustConnection, service: InvitationService
+) -> OutboxRelay:
     return OutboxRelay(
         EventLog(store_url, store=service.store),
         tracking_recorder(store_env(store_url)),
-        amqp_url,
+        connection,
         lease=PostgresRelayLease(store_url),
         standby_poll=0.1,
         idle_poll=0.05,
@@ -60,7 +64,9 @@ async def test_only_the_lease_holder_relays_and_the_standby_takes_over_when_it_s
         secrets_key=base64.b64decode(TEST_SECRETS_KEY),
     )
     tenant = f"lease-{uuid4().hex[:8]}"
-    first, second = relay(store_url, amqp_url, service), relay(store_url, amqp_url, service)
+    # Each relay on a connection of its own, as two instances of the service would be.
+    connections = [await aio_pika.connect_robust(amqp_url) for _ in range(2)]
+    first, second = (relay(store_url, connection, service) for connection in connections)
     try:
         async with EventTap(amqp_url) as tap:
             first.start()
@@ -88,6 +94,8 @@ async def test_only_the_lease_holder_relays_and_the_standby_takes_over_when_it_s
     finally:
         await first.stop()
         await second.stop()
+        for connection in connections:
+            await connection.close()
         service.close()
 
 

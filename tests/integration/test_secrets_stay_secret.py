@@ -16,8 +16,7 @@ from shared.command_client import CommandClient
 from shared.sealed_box import RecipientKeys
 from shared.secrets import Sealer, TokenSigner
 from shared.settings import decode_secrets_key
-from tests.integration.conftest import ready
-from tests.support import TEST_SECRETS_KEY, EventTap, wait_for
+from tests.support import TEST_SECRETS_KEY, EventTap, invitation_service_ready, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +25,7 @@ async def test_no_temp_password_or_token_appears_in_pg_dump_messages_or_log(
     start_service, client: CommandClient, tenant: str, amqp_url: str, database_url: str
 ) -> None:
     service = start_service()
-    await ready(client)
+    await invitation_service_ready(client)
     key = decode_secrets_key(TEST_SECRETS_KEY)
     async with EventTap(amqp_url) as tap:
         await client.send(

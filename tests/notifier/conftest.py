@@ -12,19 +12,15 @@ import email
 import email.policy
 import json
 import os
-import socket
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 import aio_pika
-import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -35,17 +31,9 @@ from services.notifier.bootstrap import build_runtime
 from services.notifier.runtime import NotifierRuntime
 from services.notifier.settings import NotifierSettings
 from shared.contract import COMMANDS, Reply
-
-AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-PG_URL = os.environ.get("TEST_PG_URL", "postgresql://root@127.0.0.1:5432/test")
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
+from shared.senders import broker_user
+from tests.fakes import FakeClock
+from tests.support import RABBITMQ, ROOT, free_port, temporary_schema
 
 # -- SMTP sink ---------------------------------------------------------------------------
 
@@ -164,33 +152,15 @@ def smtp() -> Iterator[SmtpSink]:
 
 @pytest.fixture
 def database_url() -> Iterator[str]:
-    schema = f"notifier_{uuid4().hex[:12]}"
-    yield f"{PG_URL}?schema={schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    """A schema per test (not per module): a test reads every email row in it."""
+    with temporary_schema("notifier") as url:
+        yield url
 
 
 @pytest.fixture
-def secrets_key() -> bytes:
-    return os.urandom(32)
-
-
-class Clock:
-    """The invitation service's clock, moved by the test (reminders, expiry, TTLs)."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    """Starts at the present: the notifier sends and retries on the real time."""
+    return FakeClock.starting_now()
 
 
 class Invitations:
@@ -219,7 +189,7 @@ class Invitations:
 
 
 @pytest.fixture
-def invitations(database_url: str, secrets_key: bytes, clock: Clock) -> Iterator[Invitations]:
+def invitations(database_url: str, secrets_key: bytes, clock: FakeClock) -> Iterator[Invitations]:
     service = InvitationService(
         InvitationStore(env=store_env(database_url)), secrets_key=secrets_key, clock=clock
     )
@@ -242,7 +212,7 @@ class CommandRelay:
 @pytest.fixture
 async def commands(invitations: Invitations) -> AsyncIterator[CommandRelay]:
     relay = CommandRelay(exchange=f"test.commands.{uuid4().hex[:12]}")
-    connection = await aio_pika.connect_robust(AMQP_URL)
+    connection = await aio_pika.connect_robust(RABBITMQ)
     channel = await connection.channel()
     exchange = await channel.declare_exchange(
         relay.exchange, aio_pika.ExchangeType.TOPIC, durable=True
@@ -266,7 +236,7 @@ async def commands(invitations: Invitations) -> AsyncIterator[CommandRelay]:
 
 
 async def delete_queues(*names: str) -> None:
-    connection = await aio_pika.connect_robust(AMQP_URL)
+    connection = await aio_pika.connect_robust(RABBITMQ)
     async with connection:
         channel = await connection.channel()
         for name in names:
@@ -284,7 +254,7 @@ async def settings(
     queue = f"test.notifier.{uuid4().hex[:12]}"
     yield NotifierSettings(
         database_url=database_url,
-        amqp_url=AMQP_URL,
+        amqp_url=RABBITMQ,
         secrets_key=base64.b64encode(secrets_key).decode(),
         public_base_url="https://vault.test",
         smtp_host="127.0.0.1",
@@ -308,12 +278,17 @@ async def start_notifier(
 ) -> AsyncIterator[Callable[..., Any]]:
     """Starts an in-process notifier (planner + sender); stopped at teardown."""
     running: list[tuple[NotifierRuntime, CommandPublisher]] = []
+    connections: list[aio_pika.abc.AbstractRobustConnection] = []
 
     async def start(**overrides: Any) -> NotifierRuntime:
         chosen = settings.model_copy(
             update={"notifier_commands_exchange": commands.exchange, **overrides}
         )
-        publisher = CommandPublisher(chosen.amqp_url, chosen.notifier_commands_exchange)
+        connection = await aio_pika.connect_robust(chosen.amqp_url)
+        connections.append(connection)
+        publisher = CommandPublisher(
+            connection, chosen.notifier_commands_exchange, user_id=broker_user(chosen.amqp_url)
+        )
         runtime = await asyncio.to_thread(build_runtime, chosen, publisher)
         runtime.start()
         running.append((runtime, publisher))
@@ -322,6 +297,8 @@ async def start_notifier(
     yield start
     for runtime, publisher in running:
         await stop_notifier(runtime, publisher)
+    for connection in connections:
+        await connection.close()
 
 
 async def stop_notifier(runtime: NotifierRuntime, publisher: CommandPublisher | None) -> None:

@@ -21,9 +21,9 @@ from services.notifier.replay import reset as reset_for_replay
 from services.notifier.runtime import NotifierRuntime
 from services.notifier.settings import NotifierSettings
 from shared.contract import AcceptInvitation
-from tests.support import wait_for
+from tests.support import POSTGRES, wait_for
 
-from .conftest import PG_URL, Invitations, SmtpSink, stop_notifier
+from .conftest import Invitations, SmtpSink, stop_notifier
 
 pytestmark = pytest.mark.integration
 
@@ -315,7 +315,7 @@ async def test_cli_replay_rebuilds_the_state_and_sends_nothing_from_history(
     await stop_notifier(first, None)
     # A row lost (or an email a newer notifier would imply for old events): a replay
     # records it as handled in history, it does not send it now.
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
         schema = database_url.rpartition("schema=")[2]
         conn.execute(
             f'DELETE FROM "{schema}".notifier_emails WHERE recipient = %s', ("auto@example.com",)

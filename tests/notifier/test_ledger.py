@@ -19,10 +19,12 @@ from services.notifier.domain.emails import Kind, PlannedEmail
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def ledger(
-    request: pytest.FixtureRequest, tmp_path: Path, database_url: str
-) -> Iterator[EmailLedger]:
-    url = database_url if request.param == "postgres" else f"sqlite:///{tmp_path}/notifier.db"
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmailLedger]:
+    # Only the PostgreSQL variant asks for a schema: the SQLite one needs no server at all.
+    if request.param == "postgres":
+        url = request.getfixturevalue("database_url")
+    else:
+        url = f"sqlite:///{tmp_path}/notifier.db"
     ledger = open_ledger(url)
     yield ledger
     ledger.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
@@ -12,8 +12,8 @@ import pytest
 from services.notifier.domain.emails import Kind, PlannedEmail, normalise_locale
 from services.notifier.domain.planning import Json, plan, superseded_invitation
 from shared.contract import EventEnvelope
+from tests.fakes import T0
 
-T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 _NS = UUID("00000000-0000-0000-0000-000000000001")
 
 

@@ -19,18 +19,9 @@ from services.notifier.adapters.ledger import open_ledger
 from services.notifier.mailbox import received
 from services.notifier.settings import NotifierSettings
 from shared.ops_http import probe
-from tests.support import wait_for
+from tests.support import RABBITMQ, ROOT, free_port, wait_for
 
-from .conftest import (
-    AMQP_URL,
-    PYTHON,
-    ROOT,
-    CommandRelay,
-    Invitations,
-    SmtpSink,
-    free_port,
-    subprocess_env,
-)
+from .conftest import PYTHON, CommandRelay, Invitations, SmtpSink, subprocess_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -70,7 +61,7 @@ async def stop_gracefully(process: asyncio.subprocess.Process) -> int:
 
 
 async def consumers(queue_name: str) -> int:
-    connection = await aio_pika.connect_robust(AMQP_URL)
+    connection = await aio_pika.connect_robust(RABBITMQ)
     async with connection:
         channel = await connection.channel()
         try:
@@ -81,7 +72,7 @@ async def consumers(queue_name: str) -> int:
 
 
 async def messages_in(queue_name: str) -> int:
-    connection = await aio_pika.connect_robust(AMQP_URL)
+    connection = await aio_pika.connect_robust(RABBITMQ)
     async with connection:
         channel = await connection.channel()
         queue = await channel.declare_queue(queue_name, passive=True)
@@ -89,7 +80,7 @@ async def messages_in(queue_name: str) -> int:
 
 
 async def publish_to_queue(queue_name: str, body: bytes, message_id: str) -> None:
-    connection = await aio_pika.connect_robust(AMQP_URL)
+    connection = await aio_pika.connect_robust(RABBITMQ)
     async with connection:
         channel = await connection.channel()
         await channel.default_exchange.publish(

@@ -32,7 +32,7 @@ CONTEXTS: dict[Kind, dict[str, Any]] = {
             "email": "bob@x.test",
             "display_name": "Bob <Builder>",
             "role": "contractor",
-            "invited_by": "ann@acme.test",
+            "inviter": "ann@acme.test",
             "access_expires_at": "2030-03-01T12:00:00+00:00",
             "invitation_expires_at": "2030-01-14T09:00:00+00:00",
             "resent": False,
@@ -49,7 +49,7 @@ CONTEXTS: dict[Kind, dict[str, Any]] = {
         "access_expires_at": "2030-03-01T12:00:00+00:00", "expired_at": "2030-03-01T12:00:05+00:00",
     },
     Kind.ADMIN_ADMINISTRATOR_INVITED: {
-        "email": "ben@acme.test", "display_name": "Ben", "invited_by": "ann@acme.test",
+        "email": "ben@acme.test", "display_name": "Ben", "inviter": "ann@acme.test",
         "invitation_expires_at": "2030-01-14T09:00:00+00:00",
     },
     Kind.ADMIN_INVITATION_ACCEPTED: {

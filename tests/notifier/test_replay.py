@@ -18,15 +18,16 @@ from services.notifier.planner import Planner
 from services.notifier.replay import rebuild
 from services.notifier.replay import reset as reset_for_replay
 from shared.settings import ServiceSettings
-from tests.support import TEST_SECRETS_KEY, wait_for
+from tests.fakes import FakeClock
+from tests.support import POSTGRES, TEST_SECRETS_KEY, wait_for
 
-from .conftest import PG_URL, Clock, Invitations, SmtpSink
+from .conftest import Invitations, SmtpSink
 from .test_delivery import seed, tenant
 
 pytestmark = pytest.mark.integration
 
 
-def history(invitations: Invitations, clock: Clock) -> None:
+def history(invitations: Invitations, clock: FakeClock) -> None:
     """Invitations of every variant, then a resend, a revoke and a contractor's end date."""
     t = tenant()
     seed(invitations, t)
@@ -50,7 +51,7 @@ def history(invitations: Invitations, clock: Clock) -> None:
 def tables(database_url: str) -> tuple[list[Any], list[Any]]:
     """The notifier's state rows and email rows, in key order."""
     schema = database_url.rpartition("schema=")[2]
-    with psycopg.connect(PG_URL) as conn:
+    with psycopg.connect(POSTGRES) as conn:
         state = conn.execute(f'SELECT key, value FROM "{schema}".notifier_state ORDER BY key')
         emails = conn.execute(
             f'SELECT message_key, status, position, context FROM "{schema}".notifier_emails '
@@ -70,7 +71,7 @@ def live_planner(invitations: Invitations, ledger: EmailLedger, **options: Any) 
 
 
 def test_a_replay_rebuilds_the_state_and_rows_that_live_planning_wrote(
-    invitations: Invitations, clock: Clock, database_url: str
+    invitations: Invitations, clock: FakeClock, database_url: str
 ) -> None:
     history(invitations, clock)
     ledger = open_ledger(database_url)
@@ -90,7 +91,7 @@ def test_a_replay_rebuilds_the_state_and_rows_that_live_planning_wrote(
 
 
 def test_a_rebuild_that_another_planner_overtakes_reads_the_state_back(
-    invitations: Invitations, clock: Clock, database_url: str
+    invitations: Invitations, clock: FakeClock, database_url: str
 ) -> None:
     history(invitations, clock)
     ledger = open_ledger(database_url)

@@ -14,9 +14,10 @@ from services.invitation.eventstore import InvitationStore, store_env
 from services.notifier.mailbox import received
 from services.notifier.replay import reset as reset_for_replay
 from services.notifier.settings import NotifierSettings
+from tests.fakes import FakeClock
 from tests.support import wait_for
 
-from .conftest import Clock, Invitations, SmtpSink
+from .conftest import Invitations, SmtpSink
 from .test_replay import replay_while_a_resend_is_pending
 
 pytestmark = pytest.mark.integration
@@ -28,7 +29,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def invitations(sqlite_url: str, secrets_key: bytes, clock: Clock) -> Iterator[Invitations]:
+def invitations(sqlite_url: str, secrets_key: bytes, clock: FakeClock) -> Iterator[Invitations]:
     """Overrides the PostgreSQL one: the command relay then applies to this store too."""
     service = InvitationService(
         InvitationStore(env=store_env(sqlite_url)), secrets_key=secrets_key, clock=clock

@@ -15,6 +15,8 @@ from shared.contract import EventEnvelope
 from shared.topology import EVENTS_EXCHANGE_NAME
 from tests.support import temporary_vhost, wait_for
 
+pytestmark = pytest.mark.integration
+
 QUEUE = "notifier.events"
 
 
@@ -44,10 +46,10 @@ def amqp_url() -> Iterator[str]:
 
 
 class Woken:
-    def __init__(self, amqp_url: str) -> None:
+    def __init__(self, connection: aio_pika.abc.AbstractRobustConnection) -> None:
         self.types: list[str] = []
         self.consumer = WakeupConsumer(
-            amqp_url,
+            connection,
             QUEUE,
             lambda e: self.types.append(e.event_type),
             event_types=EVENT_TYPES,
@@ -57,10 +59,12 @@ class Woken:
 
 @pytest.fixture
 async def woken(amqp_url: str) -> AsyncIterator[Woken]:
-    woken = Woken(amqp_url)
+    connection = await aio_pika.connect_robust(amqp_url)
+    woken = Woken(connection)
     await woken.consumer.start()
     yield woken
     await woken.consumer.stop()
+    await connection.close()
 
 
 async def publish(amqp_url: str, bodies: list[tuple[str, bytes]], *, to_queue: bool) -> None:

@@ -1,7 +1,7 @@
 """Fixtures of the operations checks: the deployment files, and a real running service.
 
-Self-contained on purpose (no tests/support): a schema and a vhost of its own per test,
-so a service started here never consumes another test's commands.
+A schema and a vhost of its own per service started (tests/support), so it never
+consumes another test's commands.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -19,11 +18,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
-from tests.support import temporary_schema, temporary_vhost
+from tests.support import free_port, temporary_schema, temporary_vhost
 
 ROOT = Path(__file__).resolve().parents[2]
 # Put into the services' DATABASE_URL (trust authentication ignores it): it must never
@@ -50,10 +50,12 @@ def http_get(url: str, timeout: float = 3.0) -> HttpAnswer | None:
         return None
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def with_port(url: str, port: int | None) -> str:
+    """`url` with another port (None keeps it)."""
+    if port is None:
+        return url
+    parts = urlsplit(url)
+    return parts._replace(netloc=f"{parts.netloc.rpartition(':')[0]}:{port}").geturl()
 
 
 # -- deployment files ---------------------------------------------------------------------
@@ -106,8 +108,14 @@ def start_service(tmp_path: Path) -> Iterator[ServiceStarter]:
     stack = contextlib.ExitStack()
 
     def start(
-        module: str = "services.invitation", share: RunningService | None = None, **extra_env: str
+        module: str = "services.invitation",
+        share: RunningService | None = None,
+        *,
+        database_port: int | None = None,
+        amqp_port: int | None = None,
+        **extra_env: str,
     ) -> RunningService:
+        """`database_port`/`amqp_port`: reach that server through another port (a proxy)."""
         if share is None:
             database_url = stack.enter_context(temporary_schema())
             amqp_url = stack.enter_context(temporary_vhost())
@@ -117,8 +125,10 @@ def start_service(tmp_path: Path) -> Iterator[ServiceStarter]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "SQLITE_"))}
         env.pop("SECRETS_KEY", None)
         env.update(
-            DATABASE_URL=database_url.replace("://root@", f"://root:{DATABASE_PASSWORD}@"),
-            AMQP_URL=amqp_url,
+            DATABASE_URL=with_port(database_url, database_port).replace(
+                "://root@", f"://root:{DATABASE_PASSWORD}@"
+            ),
+            AMQP_URL=with_port(amqp_url, amqp_port),
             DEVELOPMENT_MODE="true",
             HTTP_PORT=str(port),
             LOG_FORMAT="json",

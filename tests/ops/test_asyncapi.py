@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from services.invitation.asyncapi import app
-from shared.contract import COMMANDS, EVENT_DATA, EventEnvelope, Reply
+from shared.contract import COMMANDS, EVENT_DATA, INTERNAL_COMMANDS, EventEnvelope, Reply
 from shared.contract.results import RESULTS
 from tests.ops.conftest import ROOT
 
@@ -159,6 +159,21 @@ def test_the_official_parser_accepts_the_document_without_errors_or_warnings() -
     assert outcome["parsed"], outcome["diagnostics"]
     assert problems == []
     assert set(COMMANDS) <= set(outcome["operations"])
+
+
+def test_senders_are_documented_user_id_internal_commands_and_the_new_codes(
+    document: dict[str, Any],
+) -> None:
+    assert "`user_id`" in document["info"]["description"]
+    for name in COMMANDS:
+        message = document["components"]["messages"][name]
+        assert "`user_id`" in message["description"], name
+        assert ("INTERNAL_SENDERS" in message["summary"]) == (name in INTERNAL_COMMANDS), name
+    codes = document["components"]["schemas"]["RejectionCode"]["enum"]
+    new = {"unauthenticated", "forbidden", "invalid_name", "not_a_member", "last_administrator"}
+    assert new <= set(codes)
+    assert "sender" in document["components"]["schemas"]["UserInvitedEvent"]["properties"]
+    assert "inviter_name" in document["components"]["schemas"]["UserInvited"]["properties"]
 
 
 def test_dead_letters_are_documented_with_their_reason_header(document: dict[str, Any]) -> None:

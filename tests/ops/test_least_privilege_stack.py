@@ -130,7 +130,9 @@ async def stack(inbox: Inbox, tmp_path: Path) -> AsyncIterator[Stack]:
     with broker_users() as users, database_roles(tmp_path) as roles:
         running = Stack(users, roles, inbox, tmp_path)
         try:
-            running.start("invitation")
+            # As in docker-compose.yml: the notifier's and the expiry service's users.
+            internal = f"{users.name('notifier')},{users.name('expiry')}"
+            running.start("invitation", INTERNAL_SENDERS=internal)
             await running.ready("invitation")  # creates the event store and the exchanges
             readers = {"INVITATIONS_CREATE_TABLE": "n"}
             running.start("notifier", SMTP_HOST="127.0.0.1", SMTP_PORT=str(inbox.port), **readers)

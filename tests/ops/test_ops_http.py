@@ -6,20 +6,17 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import pytest
-from faststream import FastStream
-from faststream.rabbit import RabbitBroker
 from prometheus_client import CollectorRegistry, Counter
 
 from shared.ops_http import (
     NotReadyError,
     OpsServer,
-    add_ops_http,
     blocking,
     main,
     probe,
     start_ops_http,
 )
-from tests.ops.conftest import free_port
+from tests.support import free_port
 
 
 async def request(port: int, raw: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -231,8 +228,3 @@ def test_the_probe_command_reads_http_port_and_fails_when_it_is_off(
     assert main(["/healthz"]) == 1
     monkeypatch.delenv("HTTP_PORT")
     assert main([]) == 1
-
-
-def test_port_zero_serves_nothing() -> None:
-    app = FastStream(RabbitBroker("amqp://guest:guest@127.0.0.1:5672/", logger=None))
-    assert add_ops_http(app, 0, checks={"broker": passes}) is None

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from uuid import uuid4
 
 import pytest
 
 from services.invitation.domain.cause import Cause
-
-T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
+from tests.fakes import T0
 
 MakeCause = Callable[..., Cause]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from uuid import uuid4
 
 import pytest
@@ -12,9 +12,9 @@ from services.invitation.domain.cause import Cause
 from services.invitation.domain.errors import DomainError
 from services.invitation.domain.invitation import Invitation
 from shared.contract.codes import RejectionCode
+from tests.fakes import T0
 
 MakeCause = Callable[..., Cause]
-T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 TTL = timedelta(days=7)
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)

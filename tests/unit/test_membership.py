@@ -16,9 +16,9 @@ from services.invitation.domain.membership import (
     check_role_and_expiry,
 )
 from shared.contract.codes import RejectionCode
+from tests.fakes import T0
 
 MakeCause = Callable[..., Cause]
-T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 SECOND = timedelta(seconds=1)
 

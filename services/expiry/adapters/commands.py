@@ -15,6 +15,7 @@ from uuid import uuid4
 
 import aio_pika
 from aio_pika.abc import (
+    AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractRobustConnection,
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 
 from services.expiry.domain.dispatch import Firing
 from shared.contract import Reply
+from shared.service import close_channel
 from shared.topology import COMMANDS_EXCHANGE_NAME
 
 log = logging.getLogger(__name__)
@@ -31,53 +33,47 @@ ReplyHandler = Callable[[Reply], None]
 
 
 class AmqpCommandSender:
+    """Sends on a channel of its own on `connection` (the service's one)."""
+
     def __init__(
         self,
-        amqp_url: str,
+        connection: AbstractRobustConnection,
         *,
+        user_id: str,
         on_reply: ReplyHandler,
         exchange_name: str = COMMANDS_EXCHANGE_NAME,
         publish_timeout: float = 10.0,
     ) -> None:
-        self._url = amqp_url
+        self._connection = connection
+        self._user_id = user_id  # the connection's broker login (rule 29)
         self._on_reply = on_reply
         self._exchange_name = exchange_name
         self._publish_timeout = publish_timeout
         # Named by us, not by the server: a robust connection re-declares it by name after
         # a reconnect, and server names (amq.gen-*) may not be declared by clients.
         self.reply_queue_name = f"expiry.replies.{uuid4().hex[:12]}"
-        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(
-            self._url, client_properties={"connection_name": "expiry"}
-        )
-        try:
-            await self._declare(self._connection)
-        except BaseException:
-            await self.close()
-            raise
-
-    async def _declare(self, connection: AbstractRobustConnection) -> None:
+        """Declare and consume the replies; again after a failed start, on a fresh channel."""
+        await self.close()
         # on_return_raises: a command nobody can receive (the invitation service's queue
         # does not exist yet) fails the send, so it is retried instead of silently lost.
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        self._exchange = await channel.declare_exchange(
+        self._channel = channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        exchange = await channel.declare_exchange(
             self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
         )
         queue = await channel.declare_queue(self.reply_queue_name, exclusive=True, auto_delete=True)
         await queue.consume(self._on_message, no_ack=True)
+        self._exchange = exchange
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
-
-    @property
-    def connected(self) -> bool:
-        """Open now (a robust connection reconnects by itself; this is the meantime)."""
-        return self._connection is not None and not self._connection.is_closed
+        channel, self._channel, self._exchange = self._channel, None, None
+        if channel is not None:
+            await close_channel(channel)
 
     async def send(self, firing: Firing) -> None:
         if self._exchange is None:
@@ -92,6 +88,8 @@ class AmqpCommandSender:
                 correlation_id=command_id,
                 reply_to=self.reply_queue_name,
                 app_id="expiry",
+                # Its commands are internal: accepted only from INTERNAL_SENDERS.
+                user_id=self._user_id,
             ),
             routing_key=firing.name,
             mandatory=True,

@@ -26,6 +26,7 @@ from services.expiry.application import CommandSender, EventSource, Expiry
 from services.expiry.domain.deadlines import describe
 from services.expiry.domain.dispatch import Firing
 from shared.contract import Reply
+from shared.retry import Retrying, RetryPolicy, StoppedError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class ExpiryRunner:
         page_size: int = 1000,
         fire_batch: int = 500,
         max_in_flight: int = 256,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self.expiry = expiry
         self._events = events
@@ -54,6 +56,7 @@ class ExpiryRunner:
         self._poll_interval = poll_interval
         self._page_size = page_size
         self._fire_batch = fire_batch
+        self._policy = policy or RetryPolicy()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._sending: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -105,31 +108,28 @@ class ExpiryRunner:
             self._wake.set()
         return self.expiry.position > before
 
+    def _reading(self) -> Retrying:
+        """One read, retried with the services' policy (afresh for each read, so the
+        back-off resets after a success); StoppedError once the runner stops."""
+        return self._policy.retrying(
+            "reading the event store failed",
+            log,
+            stopping=self._stopping.is_set,
+            sleep=self._pause,
+            traceback=True,
+        )
+
     async def _catch_up(self) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            try:
-                if not await self._read_once():
+        with contextlib.suppress(StoppedError):
+            while not self._stopping.is_set():
+                if not await self._reading().call(self._read_once):
                     return
-                failures = 0
-            except Exception:
-                failures += 1
-                log.exception("reading the event store failed (attempt %d)", failures)
-                await self._pause(min(30.0, 0.5 * 2**failures))
 
     async def _follow(self) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            try:
-                progressed = await self._read_once()
-                failures = 0
-            except Exception:
-                failures += 1
-                log.exception("reading the event store failed (attempt %d)", failures)
-                await self._pause(min(30.0, 0.5 * 2**failures))
-                continue
-            if not progressed:
-                await self._pause(self._poll_interval)
+        with contextlib.suppress(StoppedError):
+            while not self._stopping.is_set():
+                if not await self._reading().call(self._read_once):
+                    await self._pause(self._poll_interval)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -18,6 +18,7 @@ import logging
 from typing import Any
 
 import aio_pika
+from aio_pika.abc import AbstractRobustConnection
 from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Tracking
 from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment
@@ -26,6 +27,8 @@ from services.invitation.adapters.relay_lease import RelayLease, SoleRelay
 from services.invitation.eventstore import EventLog, PostgresTrackingRecorderSerialised
 from shared import metrics
 from shared.event_message import to_message
+from shared.retry import RetryPolicy
+from shared.service import close_channel
 from shared.topology import EVENTS_EXCHANGE_NAME
 
 log = logging.getLogger(__name__)
@@ -49,20 +52,25 @@ class OutboxRelay:
         self,
         event_log: EventLog,
         tracking: Any,
-        amqp_url: str,
+        connection: AbstractRobustConnection,
         *,
         section: int = 500,
         idle_poll: float = 0.5,
         lease: RelayLease | None = None,
         standby_poll: float = 2.0,
+        policy: RetryPolicy | None = None,
     ) -> None:
+        """Publishes on a channel of its own on `connection` (the service's one)."""
         self._log = event_log
         self._tracking = tracking
-        self._url = amqp_url
+        self._connection = connection
         self._section = section
         self._idle_poll = idle_poll
         self._lease = lease or SoleRelay()
         self._standby_poll = standby_poll
+        # Reset by every section relayed (and every idle poll): a relay that worked for
+        # an hour and then lost the broker starts again from the first delay.
+        self._backoff = (policy or RetryPolicy()).backoff("relay failed", log, traceback=True)
         self.leading = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -78,7 +86,8 @@ class OutboxRelay:
         return int(self._tracking.max_tracking_id(TRACKING_NAME) or 0)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._supervise(), name="outbox-relay")
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._supervise(), name="outbox-relay")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -86,22 +95,20 @@ class OutboxRelay:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _supervise(self) -> None:
-        delay = 0.5
         while True:
             try:
                 await self._run()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("relay failed; restarting in %.1fs", delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+            except Exception as error:
+                await self._backoff.failed(error)
 
     async def _run(self) -> None:
         standing_by = False
         while True:
             if await asyncio.to_thread(self._lease.acquire):
                 break
+            self._backoff.succeeded()
             if not standing_by:
                 log.info("another instance relays; standing by")
                 standing_by = True
@@ -117,9 +124,8 @@ class OutboxRelay:
             await asyncio.to_thread(self._lease.release)
 
     async def _relay(self) -> None:
-        connection = await aio_pika.connect_robust(self._url)
+        channel = await self._connection.channel(publisher_confirms=True)
         try:
-            channel = await connection.channel(publisher_confirms=True)
             exchange = await channel.declare_exchange(
                 EVENTS_EXCHANGE_NAME, aio_pika.ExchangeType.TOPIC, durable=True
             )
@@ -146,12 +152,14 @@ class OutboxRelay:
                     await asyncio.to_thread(self._record, last)
                     position = self.published_position = last
                     metrics.RELAY_POSITION.labels(relay="outbox").set(position)
+                    self._backoff.succeeded()
                     continue  # there may be more right behind
+                self._backoff.succeeded()
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._idle_poll)
         finally:
-            await connection.close()
+            await close_channel(channel)  # the connection is the service's
 
     def _record(self, position: int) -> None:
         try:

@@ -52,13 +52,21 @@ _ACCOUNT_COMMANDS = (
 
 @dataclass(frozen=True)
 class IncomingCommand:
+    """A parsed command and who sent it: the AMQP `user_id` it was published with (the
+    intake refuses a command without one), or None when run in process (tests, tools)."""
+
     name: str
     command: c.Command
+    sender: str | None = None
 
 
-def fingerprint(name: str, command: c.Command) -> str:
-    body = command.model_dump(mode="json")
-    return hashlib.sha256(json.dumps([name, body], sort_keys=True).encode()).hexdigest()
+def fingerprint(item: IncomingCommand) -> str:
+    """What must match for a repeated `command_id` to get the first reply: the command,
+    its body and its sender, so another sender's reuse is `command_id_reused`, never
+    the first sender's reply."""
+    body = item.command.model_dump(mode="json")
+    signed = [item.name, body, item.sender]
+    return hashlib.sha256(json.dumps(signed, sort_keys=True).encode()).hexdigest()
 
 
 # The routing table: each command to its use case (get -> decide -> add).
@@ -116,10 +124,11 @@ class InvitationService:
         self._tools.passwords.close()
         self.store.close()
 
-    def handle(self, name: str, command: c.Command) -> c.Reply:
+    def handle(self, name: str, command: c.Command, sender: str | None = None) -> c.Reply:
+        item = IncomingCommand(name, command, sender)
         if name in c.QUERIES:
-            return self.ask(IncomingCommand(name, command))
-        return self.handle_batch([IncomingCommand(name, command)])[0]
+            return self.ask(item)
+        return self.handle_batch([item])[0]
 
     def ask(self, item: IncomingCommand) -> c.Reply:
         """A query: read from the read model, outside any batch; records nothing."""
@@ -149,7 +158,7 @@ class InvitationService:
                 replies.append(self.ask(item))
                 continue
             command_id = str(item.command.command_id)
-            print_ = fingerprint(item.name, item.command)
+            print_ = fingerprint(item)
             first = earlier.get(command_id)
             if first is not None:
                 replies.append(_replay(first, print_, command_id))
@@ -234,7 +243,13 @@ class InvitationService:
         command = item.command
         command_id = str(command.command_id)
         tenant_id = command.tenant_id if isinstance(command, c.TenantCommand) else None
-        cause = Cause(actor=command.actor, command_id=command_id, at=now, tenant_id=tenant_id)
+        cause = Cause(
+            actor=command.actor,
+            command_id=command_id,
+            at=now,
+            tenant_id=tenant_id,
+            sender=item.sender,
+        )
         checkpoint = uow.checkpoint()
         try:
             outcome = USE_CASES[type(command)](self._tools, uow, command, cause)

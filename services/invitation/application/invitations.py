@@ -25,6 +25,7 @@ from services.invitation.domain.errors import DomainError
 from services.invitation.domain.ids import account_uuid, membership_uuid, tenant_id_to_uuid
 from services.invitation.domain.invitation import Invitation
 from services.invitation.domain.membership import Membership, check_role_and_expiry
+from services.invitation.domain.names import check_name
 from services.invitation.domain.tenant import TenantSettings
 from services.invitation.unit_of_work import UnitOfWork
 from shared import contract as c
@@ -45,6 +46,7 @@ class InvitePlan:
     membership: Membership | None
     account: Account | None
     display_name: str | None
+    inviter_name: str | None
     locale: str | None
 
     @property
@@ -62,8 +64,10 @@ def plan_invite(
     email: str | None = None,
     settings: TenantSettings | None = None,
 ) -> InvitePlan:
-    """Every check of rules 1-6, no change: a refused invitee leaves nothing behind."""
+    """Every check of rules 1-6 and 31, no change: a refused invitee leaves nothing behind."""
     email = email or normalise_email(row.email)
+    check_name("display_name", row.display_name)
+    check_name("inviter_name", row.inviter_name)
     settings = settings or settings_of(uow, tenant_id)
     check_role_and_expiry(row.role, row.access_expires_at, settings.contractor_enabled, now)
     membership = uow.get(Membership, membership_uuid(tenant_id, email))
@@ -79,6 +83,7 @@ def plan_invite(
         membership=membership,
         account=uow.get(Account, account_uuid(email)),
         display_name=row.display_name,
+        inviter_name=row.inviter_name,
         locale=row.locale,
     )
 
@@ -95,6 +100,7 @@ def apply_invite(
         ttl=plan.settings.invitation_ttl,
         batch_id=batch_id,
         display_name=plan.display_name,
+        inviter_name=plan.inviter_name,
         locale=plan.locale,
         account_id=account_uuid(plan.email),
         token_hash=token_hash(tools.signer.token(invitation_id, 1)),

@@ -16,6 +16,7 @@ from eventsourcing.domain import Aggregate, event
 from services.invitation.domain.cause import Cause
 from services.invitation.domain.errors import DomainError
 from services.invitation.domain.ids import account_uuid
+from services.invitation.domain.names import check_name
 from shared.contract.codes import RejectionCode
 
 TOPIC = "invitations:Account"
@@ -41,6 +42,7 @@ class Account(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.email = email
         self.origin = origin  # "registered" elsewhere, or "invited" (created by an invitation)
@@ -57,6 +59,7 @@ class Account(Aggregate):
 
     @classmethod
     def register(cls, email: str, display_name: str | None, cause: Cause) -> Account:
+        check_name("display_name", display_name)
         return cls(email=email, origin="registered", display_name=display_name, **cause.stamp())
 
     @classmethod
@@ -111,6 +114,7 @@ class Account(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.temp_password_id = temp_password_id
         self.temp_invitation_id = invitation_id
@@ -157,6 +161,7 @@ class Account(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.temp_sealed = False
 
@@ -173,6 +178,7 @@ class Account(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.temp_sealed = False
 
@@ -200,6 +206,7 @@ class Account(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.temp_active = False
         self.temp_sealed = False
@@ -221,6 +228,7 @@ class Account(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.temp_active = False
         self.temp_sealed = False
@@ -237,6 +245,7 @@ class Account(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.password_set = True
         self.temp_active = False

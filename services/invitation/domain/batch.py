@@ -36,6 +36,7 @@ class MassInvite(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.rows = rows

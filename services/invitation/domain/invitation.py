@@ -14,6 +14,7 @@ from eventsourcing.domain import Aggregate, event
 
 from services.invitation.domain.cause import Cause
 from services.invitation.domain.errors import DomainError
+from services.invitation.domain.names import check_name
 from shared.contract.codes import RejectionCode
 
 TOPIC = "invitations:Invitation"
@@ -58,6 +59,8 @@ class Invitation(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        inviter_name: str | None = None,
+        sender: str | None = None,
     ) -> None:
         assert tenant_id is not None
         self.tenant_id: str = tenant_id
@@ -68,6 +71,7 @@ class Invitation(Aggregate):
         self.invited_by = invited_by
         self.batch_id = batch_id
         self.display_name = display_name
+        self.inviter_name = inviter_name
         self.locale = locale
         self.account_id = account_id
         self.token_hash = token_hash
@@ -91,7 +95,10 @@ class Invitation(Aggregate):
         account_id: UUID,
         token_hash: str,
         cause: Cause,
+        inviter_name: str | None = None,
     ) -> Invitation:
+        check_name("display_name", display_name)
+        check_name("inviter_name", inviter_name)
         return cls(
             invitation_id=invitation_id,
             email=email,
@@ -101,6 +108,7 @@ class Invitation(Aggregate):
             invited_by=cause.actor,
             batch_id=batch_id,
             display_name=display_name,
+            inviter_name=inviter_name,
             locale=locale,
             account_id=account_id,
             token_hash=token_hash,
@@ -123,6 +131,7 @@ class Invitation(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         pass
 
@@ -169,6 +178,7 @@ class Invitation(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.status = PENDING
         self.expires_at = invitation_expires_at
@@ -200,6 +210,7 @@ class Invitation(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.email_sent_generation = link_generation
 
@@ -226,6 +237,7 @@ class Invitation(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.status = REVOKED
 
@@ -255,6 +267,7 @@ class Invitation(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.status = LAPSED
 
@@ -290,6 +303,7 @@ class Invitation(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         pass
 
@@ -313,6 +327,7 @@ class Invitation(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.status = ACCEPTED
 
@@ -328,6 +343,7 @@ class Invitation(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.access_expires_at = access_expires_at
 

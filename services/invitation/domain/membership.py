@@ -87,6 +87,7 @@ class Membership(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str,
+        sender: str | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.email = email
@@ -138,6 +139,7 @@ class Membership(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.status = INVITED
         self.role = role
@@ -183,6 +185,7 @@ class Membership(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.status = NONE
 
@@ -197,6 +200,7 @@ class Membership(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.status = ACTIVE
 
@@ -234,6 +238,7 @@ class Membership(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.access_expires_at = access_expires_at
         self.reminded_offsets = []
@@ -270,6 +275,7 @@ class Membership(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.reminded_offsets = [*self.reminded_offsets, offset]
 
@@ -304,6 +310,7 @@ class Membership(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.status = EXPIRED
 

@@ -18,6 +18,8 @@ from shared.contract.codes import RejectionCode
 MIN_TTL = timedelta(hours=1)
 MAX_TTL = timedelta(days=30)
 MAX_REMINDER_OFFSET = timedelta(days=365)
+# Each offset is one email to the contractor and one to every administrator.
+MAX_REMINDERS = 10
 DELIVERY_MODES = ("automatic", "manual")
 
 
@@ -65,6 +67,8 @@ class TenantSettings:
                     raise _invalid(name, "must be between 1 hour and 30 days")
                 checked[name] = value
             elif name == "expiry_reminders":
+                if len(value) > MAX_REMINDERS:
+                    raise _invalid(name, f"at most {MAX_REMINDERS} offsets")
                 offsets = tuple(sorted(set(value), reverse=True))
                 if any(not timedelta(0) < o <= MAX_REMINDER_OFFSET for o in offsets):
                     raise _invalid(name, "each offset must be positive and at most 365 days")
@@ -105,6 +109,7 @@ class Tenant(Aggregate):
         timestamp: Any,
         actor: str,
         correlation_id: str,
+        sender: str | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.settings_state = settings
@@ -121,6 +126,7 @@ class Tenant(Aggregate):
             timestamp=cause.at,
             actor=cause.actor,
             correlation_id=cause.command_id,
+            sender=cause.sender,
         )
 
     def configure(self, changes: dict[str, Any], cause: Cause) -> TenantSettings:
@@ -137,5 +143,6 @@ class Tenant(Aggregate):
         actor: str,
         correlation_id: str,
         tenant_id: str | None,
+        sender: str | None = None,
     ) -> None:
         self.settings_state = settings

@@ -1,9 +1,11 @@
 """Command intake: one subscriber for every routing key on `invitations.commands`.
 
-Thin by design: parse (routing key -> contract model), hand to the batcher, return the
-reply (FastStream publishes it to `reply_to` with the request's correlation id).
-Anything that cannot be a command is answered if it can be and dead-lettered, with
-the reason in headers, then acked: a bad message never blocks the queue.
+Thin by design: parse (routing key -> contract model), check the sender (the AMQP
+`user_id`, application/senders.py), hand to the batcher, return the reply (FastStream
+publishes it to `reply_to` with the request's correlation id). Anything that cannot be
+a command is answered if it can be and dead-lettered, with the reason in headers, then
+acked: a bad message never blocks the queue. A command refused for its sender
+(`unauthenticated`, `forbidden`) is answered and acked, and never reaches the batcher.
 """
 
 from __future__ import annotations
@@ -48,7 +50,11 @@ _MAX_PROBLEMS = 20
 
 
 def parse_command(
-    routing_key: str, body: bytes, *, max_bytes: int = 16 * 1024 * 1024
+    routing_key: str,
+    body: bytes,
+    sender: str | None = None,
+    *,
+    max_bytes: int = 16 * 1024 * 1024,
 ) -> IncomingCommand | Malformed:
     """The command in `body`, or why it cannot be one. Never raises on bad input: anything
     that escaped here would be requeued and retried for nothing."""
@@ -91,17 +97,19 @@ def parse_command(
         )
     except RecursionError:
         return Malformed(RejectionCode.INVALID_COMMAND, "body is nested too deeply", command_id, {})
-    return IncomingCommand(routing_key, command)
+    return IncomingCommand(routing_key, command, sender)
 
 
 def register_intake(
     broker: RabbitBroker,
     submit: Callable[[IncomingCommand], Awaitable[Reply]],
+    authorize: Callable[[IncomingCommand], Reply | None],
     *,
     prefetch: int,
     max_bytes: int = 16 * 1024 * 1024,
 ) -> None:
-    """`submit` runs a parsed command (the batcher, built when the app starts)."""
+    """`submit` runs a parsed command (the batcher, built when the app starts);
+    `authorize` refuses one its sender may not send (the sender gate), or returns None."""
 
     async def whole_message(message: RabbitMessage) -> RabbitMessage:
         # The broker runs without dependency injection (apply_types=False): the handler
@@ -139,7 +147,9 @@ def register_intake(
     async def on_command(message: RabbitMessage) -> dict[str, Any] | None:
         started = time.perf_counter()
         routing_key = message.raw_message.routing_key or ""
-        parsed = parse_command(routing_key, message.body, max_bytes=max_bytes)
+        # RabbitMQ checked it against the connection's login: the proof of the sender.
+        sender = message.raw_message.user_id or None
+        parsed = parse_command(routing_key, message.body, sender, max_bytes=max_bytes)
         if isinstance(parsed, Malformed):
             log.warning(
                 "dead-lettered %s: %s",
@@ -154,16 +164,22 @@ def register_intake(
             await dead_letter(message, parsed)
             reply = Reply.rejected(parsed.command_id, parsed.code, parsed.message, parsed.details)
         else:
-            reply = await submit(parsed)
+            refused = authorize(parsed)
+            reply = refused if refused is not None else await submit(parsed)
             command = parsed.command
-            log.info(
+            outcome = reply.status if reply.error is None else f"rejected {reply.error.code}"
+            if refused is not None and refused.error is not None:
+                outcome += f": {refused.error.message}"  # for the operator: which rule
+            log.log(
+                logging.INFO if refused is None else logging.WARNING,
                 "%s %s",
                 routing_key,
-                reply.status if reply.error is None else f"rejected {reply.error.code}",
+                outcome,
                 extra={
                     "command": routing_key,
                     "correlation_id": str(command.command_id),
                     "tenant_id": getattr(command, "tenant_id", None),
+                    "sender": sender,
                     "code": None if reply.error is None else reply.error.code,
                 },
             )

@@ -132,6 +132,8 @@ def _user_invited(e: _Fields) -> tuple[str, dict[str, Any]]:
         "locale": e["locale"],
         "account_id": _text(e["account_id"]),
         "link_generation": e["link_generation"],
+        # Absent from invitations stored before it existed.
+        "inviter_name": e.get("inviter_name"),
     }
 
 
@@ -364,6 +366,8 @@ def _envelope(
             "aggregate_version": version,
             "correlation_id": fields.get("correlation_id"),
             "actor": fields.get("actor"),
+            # Absent from events stored before senders were recorded: null.
+            "sender": fields.get("sender"),
             "data": data,
         }
     )

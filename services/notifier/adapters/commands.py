@@ -14,6 +14,7 @@ from uuid import UUID, uuid5
 import aio_pika
 
 from shared.contract import Command, RecordInvitationEmailSent, RecordTempPasswordDelivered
+from shared.service import close_channel
 
 ACTOR = "service:notifier"
 _COMMAND_NAMESPACE = UUID("b7d6a0f2-3e4c-4c1a-9f0e-8a2d6c5b4e31")
@@ -42,17 +43,30 @@ def email_sent_command(
 
 
 class CommandPublisher:
-    def __init__(self, amqp_url: str, exchange_name: str) -> None:
-        self._url = amqp_url
+    """Publishes on a channel of its own on `connection` (the service's one), opened at
+    the first command."""
+
+    def __init__(
+        self,
+        connection: aio_pika.abc.AbstractRobustConnection,
+        exchange_name: str,
+        *,
+        user_id: str,
+    ) -> None:
+        """`user_id`: the connection's broker login (rule 29: the proof of the sender)."""
+        self._connection = connection
+        self._user_id = user_id
         self._exchange_name = exchange_name
-        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._channel: aio_pika.abc.AbstractChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
 
     async def _ready(self) -> aio_pika.abc.AbstractExchange:
         if self._exchange is None:
-            self._connection = await aio_pika.connect_robust(self._url)
-            channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-            self._exchange = await channel.declare_exchange(
+            if self._channel is None or self._channel.is_closed:
+                self._channel = await self._connection.channel(
+                    publisher_confirms=True, on_return_raises=True
+                )
+            self._exchange = await self._channel.declare_exchange(
                 self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
             )
         return self._exchange
@@ -76,12 +90,14 @@ class CommandPublisher:
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 message_id=str(command.command_id),
                 correlation_id=str(command.command_id),
+                # Delivery reports are internal: accepted only from INTERNAL_SENDERS.
+                user_id=self._user_id,
             ),
             routing_key=name,
             mandatory=True,
         )
 
     async def close(self) -> None:
-        connection, self._connection, self._exchange = self._connection, None, None
-        if connection is not None:
-            await connection.close()
+        channel, self._channel, self._exchange = self._channel, None, None
+        if channel is not None:
+            await close_channel(channel)

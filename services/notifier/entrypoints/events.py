@@ -21,11 +21,12 @@ import logging
 from collections.abc import Callable, Iterable
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 from aiormq.exceptions import AMQPError
 from pydantic import ValidationError
 
 from shared.contract import EventEnvelope
+from shared.service import close_channel
 from shared.topology import EVENTS_EXCHANGE_NAME, event_queue
 
 log = logging.getLogger(__name__)
@@ -43,24 +44,25 @@ class WakeupConsumer:
     """Consumes `queue_name`, bound to `event_types` on `invitations.events`.
 
     Only the types the planner reads are bound: the others could never lead to an email,
-    and each binding less is a quorum-queue write less per event on the broker.
+    and each binding less is a quorum-queue write less per event on the broker. It has a
+    channel of its own on `connection` (the service's one, which the skeleton owns).
     """
 
     def __init__(
         self,
-        amqp_url: str,
+        connection: AbstractRobustConnection,
         queue_name: str,
         wake: Callable[[EventEnvelope], None],
         *,
         event_types: Iterable[str],
         prefetch: int,
     ) -> None:
-        self._url = amqp_url
+        self._connection = connection
         self._queue_name = queue_name
         self._wake = wake
         self._event_types = sorted(event_types)
         self._prefetch = prefetch
-        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
         self._handled: list[AbstractIncomingMessage] = []
         self._malformed: list[AbstractIncomingMessage] = []
         self._pending = asyncio.Event()
@@ -69,8 +71,9 @@ class WakeupConsumer:
         self.settled = 0  # deliveries acked or rejected so far
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(self._url)
-        channel = await self._connection.channel(publisher_confirms=False)
+        """Declare, bind and consume; again after a failed start, on a fresh channel."""
+        await self.stop()
+        self._channel = channel = await self._connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=self._prefetch)
         exchange = await channel.declare_exchange(
             EVENTS_EXCHANGE_NAME, aio_pika.ExchangeType.TOPIC, durable=True
@@ -94,14 +97,15 @@ class WakeupConsumer:
 
     async def stop(self) -> None:
         self.consuming = False
-        connection, self._connection = self._connection, None
+        channel, self._channel = self._channel, None
         if self._settler is not None:
             self._settler.cancel()
             await asyncio.gather(self._settler, return_exceptions=True)
+            self._settler = None
         # Deliveries handled but not yet acked come back on the next start: a wake-up
-        # more, which finds nothing new to plan.
-        if connection is not None:
-            await connection.close()
+        # more, which finds nothing new to plan. (Closing the channel cancels the consumer.)
+        if channel is not None:
+            await close_channel(channel)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         try:

@@ -19,6 +19,7 @@ from services.notifier.domain.emails import (
     normalise_locale,
 )
 from services.notifier.domain.planning.administrators import Origin, to_admins
+from services.notifier.domain.planning.inviter import shown_inviter
 from services.notifier.domain.planning.state import (
     Json,
     State,
@@ -64,6 +65,7 @@ def user_invited(state: State, envelope: EventEnvelope, data: Any) -> list[Plann
             "locale": locale,
             "display_name": data.display_name,
             "invited_by": data.invited_by,
+            "inviter_name": data.inviter_name,
             "access_expires_at": iso(data.access_expires_at),
             "invitation_expires_at": iso(data.invitation_expires_at),
             "batch_id": None if data.batch_id is None else str(data.batch_id),
@@ -81,7 +83,7 @@ def user_invited(state: State, envelope: EventEnvelope, data: Any) -> list[Plann
             {
                 "email": email,
                 "display_name": data.display_name,
-                "invited_by": data.invited_by,
+                "inviter": shown_inviter(data.inviter_name, data.invited_by),
                 "invitation_expires_at": iso(data.invitation_expires_at),
             },
             exclude={email},
@@ -172,7 +174,8 @@ def _invitation_email(
         "email": invitation["email"],
         "display_name": invitation["display_name"],
         "role": invitation["role"],
-        "invited_by": invitation["invited_by"],
+        # Stored before inviter_name existed: no such key, and the actor alone decides.
+        "inviter": shown_inviter(invitation.get("inviter_name"), invitation["invited_by"]),
         "access_expires_at": invitation["access_expires_at"],
         "invitation_expires_at": main["invitation_expires_at"],
         "resent": bool(main["resent"]),
