@@ -14,8 +14,7 @@ from shared.contract import Reply
 from shared.sealed_box import RecipientKeys
 from shared.secrets import TokenSigner
 from shared.settings import decode_secrets_key
-from tests.integration.conftest import ready
-from tests.support import TEST_SECRETS_KEY, unique
+from tests.support import TEST_SECRETS_KEY, invitation_service_ready, unique
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +46,7 @@ async def test_every_query_answers_over_the_broker(
     start_service, client: CommandClient, tenant: str
 ) -> None:
     start_service()
-    await ready(client)
+    await invitation_service_ready(client)
     ann, ben = email(), email()
     invited = accepted(await client.send("invite_user", body(tenant, email=ann, role="user")))
     batch = accepted(
@@ -89,7 +88,7 @@ async def test_a_query_after_a_reply_always_reflects_that_command(
 ) -> None:
     """Read-your-writes, many times over: each command's reply, then at once a query."""
     start_service()
-    await ready(client)
+    await invitation_service_ready(client)
     for round_ in range(40):
         person = email()
         invited = accepted(
@@ -116,7 +115,7 @@ async def test_a_manual_password_is_retrieved_sealed_once_over_the_broker(
     start_service, client: CommandClient, tenant: str
 ) -> None:
     start_service()
-    await ready(client)
+    await invitation_service_ready(client)
     person = email()
     invitation = accepted(
         await client.send(
@@ -147,7 +146,7 @@ async def test_each_bad_input_is_refused_with_its_code(
     start_service, client: CommandClient, tenant: str
 ) -> None:
     start_service()
-    await ready(client)
+    await invitation_service_ready(client)
     other = f"{tenant}-other"
     for _ in range(3):
         accepted(await client.send("invite_user", body(tenant, email=email(), role="user")))
