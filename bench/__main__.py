@@ -26,6 +26,7 @@ SUITES = (
     "expiry",
     "deadlines",
     "scale",
+    "read_side",
 )
 
 

@@ -2,9 +2,9 @@
 
 Starts the services (each in its own process, each with a broker user of its own) on a
 fresh PostgreSQL schema and RabbitMQ vhost, with a local SMTP sink, then sends a
-realistic sequence of commands as a backend (a fourth broker user) and prints the
-replies, the events seen on `invitations.events`, the emails each person received, and
-the operator's audit trail.
+realistic sequence of commands and queries as a backend (a fourth broker user;
+scripts/walkthrough_read_side.py) and prints the replies, the events seen on
+`invitations.events`, the emails each person received, and the operator's audit trail.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from scripts.walkthrough_members import REFUSED, members_and_mail
+from scripts.walkthrough_read_side import read_side
 from shared.command_client import CommandClient
 from shared.contract import Reply
 from shared.senders import broker_user
@@ -137,7 +138,7 @@ async def walk(database_url: str, users: dict[str, str], log_dir: Path) -> None:
     try:
         async with CommandClient(backend) as client, EventTap(backend) as tap:
             await wait_for(lambda: _answers(client), timeout=30, what="the invitation service")
-            middle = await scenario(client, tenant)
+            middle, batch_id = await scenario(client, tenant)
             members_changed = middle
             await forged_delivery_report(client, tap)
             await wait_for(
@@ -146,6 +147,7 @@ async def walk(database_url: str, users: dict[str, str], log_dir: Path) -> None:
             )
             await accept(client, tenant, sink)
             if has("services.notifier.__main__"):
+                await read_side(console, client, tenant, batch_id, lambda: sink.messages, ADMIN)
                 await members_and_mail(
                     client, tenant, sink.messages, tap, console=console, show=show, command=command
                 )
@@ -274,12 +276,12 @@ async def eight_days_later(
     services[:] = start_services(later, log_dir)
     await wait_for(
         lambda: any(
-            e.event_type == "TempPasswordExpired" and e.data.get("email") == "chloe@acme.example"
+            e.event_type == "TempPasswordExpired" and e.data.get("email") == "eve@acme.example"
             for e in tap.envelopes
         ),
         timeout=60,
         interval=0.2,
-        what="chloé's unused temporary password to expire",
+        what="eve's unused temporary password to expire",
     )
 
 
@@ -299,7 +301,7 @@ async def _answers(client: CommandClient) -> bool:
     return True
 
 
-async def scenario(client: CommandClient, tenant: str) -> datetime:
+async def scenario(client: CommandClient, tenant: str) -> tuple[datetime, str | None]:
     console.rule(f"Commands for tenant {tenant}")
     show(
         "register bob's existing account",
@@ -396,7 +398,7 @@ async def scenario(client: CommandClient, tenant: str) -> datetime:
                 f"   row {row['index']}: {row['email']:<22} {row['status']:<8} "
                 f"{row.get('outcome') or row.get('error', {}).get('code')}"
             )
-    return middle
+    return middle, None if batch.result is None else str(batch.result["batch_id"])
 
 
 def print_events(envelopes: list[Any]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 import string
 from dataclasses import dataclass
@@ -137,6 +138,35 @@ class TokenSigner:
         if not hmac.compare_digest(mac, expected):
             return None
         return TokenClaim(UUID(bytes=payload[:16]), int.from_bytes(payload[16:], "big"))
+
+
+class PageTokens:
+    """Opaque page tokens for the queries: base64url(cursor JSON | HMAC), signed with a
+    key of their own and bound to a scope (the query, its tenant and its filters), so a
+    token is refused anywhere but the next page of the listing it came from."""
+
+    def __init__(self, secrets_key: bytes) -> None:
+        self._key = _derive(secrets_key, b"invitations/page-token/v1")
+
+    def _mac(self, scope: str, payload: bytes) -> bytes:
+        message = hashlib.sha256(scope.encode()).digest() + payload
+        return hmac.new(self._key, message, hashlib.sha256).digest()[:_TOKEN_MAC_BYTES]
+
+    def issue(self, scope: str, cursor: object) -> str:
+        payload = json.dumps(cursor, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(payload + self._mac(scope, payload)).decode().rstrip("=")
+
+    def read(self, scope: str, token: str) -> object | None:
+        """The cursor of a token issued for `scope`, or None for anything else."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except (ValueError, TypeError):
+            return None
+        payload, mac = raw[:-_TOKEN_MAC_BYTES], raw[-_TOKEN_MAC_BYTES:]
+        if len(raw) <= _TOKEN_MAC_BYTES or not hmac.compare_digest(mac, self._mac(scope, payload)):
+            return None
+        cursor: object = json.loads(payload)
+        return cursor
 
 
 def token_hash(token: str) -> str:

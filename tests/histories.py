@@ -79,6 +79,7 @@ def one_life_of_each_aggregate(cause: MakeCause) -> list[Aggregate]:
         cause=cause(),
     )
     linked.record_account_linked(cause())
+    linked.record_email_sent(1, cause())
     linked.revoke("wrong person", cause())
     lapsed = Invitation.invite(
         invitation_id=uuid4(),

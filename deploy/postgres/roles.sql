@@ -60,9 +60,10 @@ SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database())
 SELECT format('GRANT CONNECT ON DATABASE %I TO %I, %I, %I, %I, %I',
               current_database(), :'invitation', :'notifier', :'expiry', :'cli', :'cli_admin')
 \gexec
--- The notifier plans emails through temporary tables.
-SELECT format('GRANT TEMPORARY ON DATABASE %I TO %I, %I',
-              current_database(), :'notifier', :'cli_admin')
+-- The notifier plans emails through temporary tables; the invitation service merges a
+-- save's read-model rows through them (services/invitation/eventstore/read_model/).
+SELECT format('GRANT TEMPORARY ON DATABASE %I TO %I, %I, %I',
+              current_database(), :'invitation', :'notifier', :'cli_admin')
 \gexec
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 GRANT USAGE, CREATE ON SCHEMA public TO :"invitation", :"notifier";

@@ -46,7 +46,13 @@ PUBLIC_COMMANDS = contract.PUBLIC_COMMANDS
 # Internal commands, each sent by one service only (the invitation service accepts them
 # from INTERNAL_SENDERS alone; the broker keeps everyone else from even sending them).
 SERVICE_COMMANDS: dict[str, frozenset[str]] = {
-    "notifier": frozenset({"record_temp_password_delivered", "record_notification_failed"}),
+    "notifier": frozenset(
+        {
+            "record_temp_password_delivered",
+            "record_notification_failed",
+            "record_invitation_email_sent",
+        }
+    ),
     "expiry": frozenset(
         {
             "expire_contractor",

@@ -6,19 +6,13 @@ import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, ClassVar, cast
 from urllib.parse import urlsplit
 
 import psycopg
 from eventsourcing.persistence import PersistenceError
 
-from services.invitation.eventstore import (
-    AuditTables,
-    InvitationStore,
-    SealedPasswords,
-    SideTables,
-    store_env,
-)
+from services.invitation.eventstore import AuditTables, InvitationStore, store_env
 from shared.database import postgres_conninfo
 from shared.settings import FROM_FILE, ServiceSettings
 from shared.settings import ConfigurationError as SettingsError
@@ -49,7 +43,12 @@ class NotFoundError(CliError):
 
 class OperatorSettings(ServiceSettings):
     """The CLI's environment. No defaults for where to read or publish: a missing
-    DATABASE_URL must not quietly read some local database and report "nothing"."""
+    DATABASE_URL must not quietly read some local database and report "nothing".
+
+    SECRETS_KEY only for `verify` (the checkpoints' key, `checkpoint_secret`): manual
+    passwords reach the CLI sealed to a key pair of its own run."""
+
+    secrets_key_required: ClassVar[bool] = False
 
     database_url: Annotated[str, FROM_FILE]
     amqp_url: Annotated[str | None, FROM_FILE] = None  # type: ignore[assignment]
@@ -60,11 +59,37 @@ class OperatorSettings(ServiceSettings):
         return self.amqp_url
 
 
+class RetrievalSettings(ServiceSettings):
+    """`temp-password`: it only asks the invitation service, over the broker."""
+
+    secrets_key_required: ClassVar[bool] = False
+
+    amqp_url: Annotated[str, FROM_FILE]
+    database_url: Annotated[str | None, FROM_FILE] = None  # type: ignore[assignment]
+
+
 def load_settings() -> OperatorSettings:
     try:
         return load_service_settings(OperatorSettings)
     except SettingsError as error:
         raise ConfigurationError(str(error)) from None
+
+
+def load_retrieval_settings() -> RetrievalSettings:
+    try:
+        return load_service_settings(RetrievalSettings)
+    except SettingsError as error:
+        raise ConfigurationError(str(error)) from None
+
+
+def checkpoint_secret(settings: ServiceSettings) -> bytes:
+    """SECRETS_KEY, which signs the history's checkpoints; refused when missing."""
+    if settings.secrets_key is None and not settings.development_mode:
+        raise ConfigurationError(
+            "SECRETS_KEY is required to verify the history (it signs its checkpoints), "
+            "unless DEVELOPMENT_MODE=true"
+        )
+    return settings.secrets_key_bytes
 
 
 @dataclass
@@ -77,12 +102,6 @@ class Operator:
     @property
     def audit(self) -> AuditTables:
         return cast("AuditTables", self.store.recorder.audit)  # type: ignore[attr-defined]
-
-    @property
-    def sealed_passwords(self) -> SealedPasswords:
-        return SealedPasswords(
-            cast("SideTables", self.store.recorder), self.settings.secrets_key_bytes
-        )
 
     def close(self) -> None:
         self.store.close()

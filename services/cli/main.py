@@ -1,8 +1,9 @@
 """`invitations`: the operator's console script. Thin: parse options, call, print.
 
 Configured by the services' environment: DATABASE_URL (required), AMQP_URL (required to
-publish), SECRETS_KEY or DEVELOPMENT_MODE=true. It opens the event store read-only and
-never creates it. Exit codes: 0 done; 1 a finding (a tampered history, a refused
+publish or to retrieve a password), SECRETS_KEY or DEVELOPMENT_MODE=true for `verify`
+only (manual passwords come sealed to a key pair of the run's own). It opens the event
+store read-only and never creates it. Exit codes: 0 done; 1 a finding (a tampered history, a refused
 retrieval); 2 a usage or configuration problem; 3 nothing matches what was named (an
 unknown tenant, batch, event type or invitation); 4 the database cannot be used
 (not reachable, authentication failed, no such database, no event store in it).
@@ -12,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
@@ -23,32 +22,21 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from services.cli import render
-from services.cli.adapters.commands import record_retrieval
-from services.cli.adapters.pdf import write_temp_password_pdf
+from services.cli import render, sheet_commands
 from services.cli.adapters.publisher import republish as publish_again
-from services.cli.adapters.sent_emails import invitation_emails
-from services.cli.bootstrap import (
-    CliError,
-    NotFoundError,
-    Operator,
-    load_settings,
-    open_operator,
-)
+from services.cli.bootstrap import NotFoundError, Operator, checkpoint_secret, load_settings
 from services.cli.history import History, HistoryFilter
 from services.cli.options import (
     Consumer,
     Format,
     InstantOption,
-    ReportFormat,
     WideOption,
-    default_actor,
     default_format,
     optional_instant,
     parse_instant,
 )
+from services.cli.output import operator_or_exit, reported, stderr, stdout
 from services.cli.replay import ConsumerUnavailableError, load_rebuild
-from services.cli.report import add_invitation_emails, build_report, retrieve_temp_passwords
 from services.cli.state import state_at
 from services.invitation.eventstore import (
     PUBLISHED_EVENT_TYPES,
@@ -66,36 +54,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-def _stderr() -> Console:
-    return Console(stderr=True, soft_wrap=True)
-
-
-def _stdout() -> Console:
-    """For message lines: never wrapped, so that scripts can grep them."""
-    return Console(soft_wrap=True)
-
-
-@contextmanager
-def _operator() -> Iterator[Operator]:
-    """The opened store for a command; any `CliError` inside becomes one line and its code."""
-    with _reported():
-        operator = open_operator(load_settings())
-        try:
-            yield operator
-        finally:
-            operator.close()
-
-
-@contextmanager
-def _reported() -> Iterator[None]:
-    try:
-        yield
-    except CliError as error:
-        kind = {2: "configuration", 3: "not found", 4: "database"}.get(error.exit_code, "error")
-        _stderr().print(f"[red]{kind}:[/red] {escape(str(error))}")
-        raise typer.Exit(error.exit_code) from None
 
 
 def _check_named(
@@ -154,7 +112,7 @@ def audit(
         since=optional_instant(since),
         until=optional_instant(until),
     )
-    with _operator() as operator:
+    with operator_or_exit() as operator:
         _check_named(operator, tenant=tenant, event_types=query.event_types)
         envelopes = History(operator.store, operator.audit).envelopes(query)
         if (output or default_format()) is Format.json:
@@ -179,7 +137,7 @@ def state(
 ) -> None:
     """Who had access at an instant (role, status, contractors' end dates) and what was pending."""
     instant = parse_instant(as_of)
-    with _operator() as operator:
+    with operator_or_exit() as operator:
         _check_named(operator, tenant=tenant)
         history = History(operator.store, operator.audit)
         envelopes = history.envelopes(HistoryFilter(tenant_id=tenant, until=instant))
@@ -208,9 +166,10 @@ def verify_history(
     ] = None,
 ) -> None:
     """Prove the stored history was not altered: exit 0 if intact, 1 with positions if not."""
-    console = _stdout()
-    with _operator() as operator:
-        key = checkpoint_key(operator.settings.secrets_key_bytes)
+    console = stdout()
+    with reported():  # before the store: a missing key is the first thing to say
+        key = checkpoint_key(checkpoint_secret(load_settings()))
+    with operator_or_exit() as operator:
         with render.progress("verifying") as bar:
             task = bar.add_task("verify", total=None)
             result = verify(
@@ -264,9 +223,9 @@ def replay(
     try:
         rebuild = load_rebuild(consumer.value)
     except ConsumerUnavailableError as error:
-        _stderr().print(f"[red]replay:[/red] {escape(str(error))}")
+        stderr().print(f"[red]replay:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
-    with _reported():
+    with reported():
         settings = load_settings()
     started = datetime.now(UTC)
     with render.progress(f"replaying {consumer.value}") as bar:
@@ -275,7 +234,7 @@ def replay(
             settings, lambda done, total: bar.update(task, completed=done, total=total)
         )
     seconds = max((datetime.now(UTC) - started).total_seconds(), 1e-9)
-    _stdout().print(
+    stdout().print(
         f"{consumer.value} rebuilt from {applied} events in {seconds:.1f} s "
         f"({applied / seconds:,.0f} events/s)"
     )
@@ -298,7 +257,7 @@ def republish_events(
 ) -> None:
     """Publish stored events again to invitations.events, with their original message ids."""
     types = frozenset(event_type or ())
-    with _operator() as operator:
+    with operator_or_exit() as operator:
         amqp_url = operator.settings.require_amqp_url()
         _check_named(operator, event_types=types)
         history = History(operator.store, operator.audit)
@@ -316,72 +275,11 @@ def republish_events(
                     progress=lambda e: bar.update(task, completed=e.position),
                 )
             )
-    _stdout().print(f"republished {count} event(s) to invitations.events")
+    stdout().print(f"republished {count} event(s) to invitations.events")
 
 
-# -- report --------------------------------------------------------------------------------
-
-
-@app.command()
-def report(
-    batch_id: Annotated[UUID, typer.Argument(help="The mass invite's batch_id.")],
-    output: Annotated[
-        ReportFormat | None, typer.Option("--format", help="table, csv or json.")
-    ] = None,
-    temp_passwords: Annotated[
-        Path | None,
-        typer.Option(
-            "--temp-passwords",
-            metavar="DIR",
-            file_okay=False,
-            help="Write one PDF per manual temporary password not yet retrieved "
-            "(each can be retrieved once), and record the retrieval.",
-        ),
-    ] = None,
-    actor: Annotated[
-        str | None, typer.Option(help="Who retrieves the passwords [default: operator:$USER].")
-    ] = None,
-    wide: WideOption = False,
-) -> None:
-    """The mass-invite report: per invitee the outcome, the invitation's state, the delivery."""
-    with _operator() as operator:
-        found = build_report(operator.store, operator.audit, batch_id)
-        if found is None:
-            raise NotFoundError(f"no mass invite with batch id {batch_id}")
-        invitation_ids = [r.invitation_id for r in found.rows if r.invitation_id]
-        add_invitation_emails(found, invitation_emails(operator.store.recorder, invitation_ids))
-        fmt = output or (ReportFormat.table if sys.stdout.isatty() else ReportFormat.json)
-        if temp_passwords is None:
-            if fmt is ReportFormat.json:
-                render.report_json(sys.stdout, found)
-            elif fmt is ReportFormat.csv:
-                render.report_csv(sys.stdout, found)
-            else:
-                render.report_table(Console(), found, wide=wide)
-            return
-        amqp_url = operator.settings.require_amqp_url()
-        results = retrieve_temp_passwords(
-            operator.sealed_passwords.open,
-            lambda email, temp_password_id, who: record_retrieval(
-                amqp_url, email, temp_password_id, who
-            ),
-            found,
-            temp_passwords,
-            actor or default_actor(),
-            write_temp_password_pdf,
-        )
-    console, errors = _stdout(), _stderr()
-    for result in results:
-        if result.ok:
-            console.print(f"wrote {escape(str(result.path))}")
-        else:
-            errors.print(f"[red]{result.code}[/red]: {escape(result.message or '')}")
-    written = sum(1 for r in results if r.ok)
-    console.print(
-        f"{written} temporary password sheet(s) written, {len(results) - written} refused"
-    )
-    if written < len(results):
-        raise typer.Exit(1)
+app.command()(sheet_commands.report)
+app.command(name="temp-password")(sheet_commands.temp_password)
 
 
 def main() -> None:

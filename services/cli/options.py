@@ -37,6 +37,7 @@ class ReportFormat(StrEnum):
 class Consumer(StrEnum):
     notifier = "notifier"
     expiry = "expiry"
+    read_model = "read-model"
 
 
 def parse_instant(text: str) -> datetime:

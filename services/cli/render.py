@@ -17,6 +17,7 @@ from rich.table import Table
 from services.cli.report import MassInviteReport
 from services.cli.state import TenantState
 from shared.contract import EventEnvelope
+from shared.csv_cells import spreadsheet_safe
 
 # The data fields worth a column in the audit table, in this order.
 _SUBJECT_FIELDS = ("email", "invitation_id", "batch_id", "account_id")
@@ -24,8 +25,6 @@ _SUBJECT_FIELDS = ("email", "invitation_id", "batch_id", "account_id")
 
 # Control characters (escape sequences included) in stored text: shown, never obeyed.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-# Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def cell(value: Any) -> str:
@@ -40,9 +39,7 @@ def cell(value: Any) -> str:
 
 def csv_cell(value: Any) -> Any:
     """A value as a CSV cell that a spreadsheet shows as text, never runs as a formula."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+    return spreadsheet_safe(value) if isinstance(value, str) else value
 
 
 def _time(moment: datetime | None) -> str:

@@ -1,6 +1,7 @@
 """Rebuilding a consumer's state from the event store (rule 28), through a tiny protocol.
 
-Each consumer package exposes, in `services/<consumer>/replay.py`:
+Each consumer exposes, in `services/<consumer>/replay.py` (the read model: in
+`services/invitation/eventstore/read_model/rebuild.py`):
 
     def rebuild(settings: ServiceSettings, progress: Callable[[int, int], None]) -> int
 
@@ -25,6 +26,8 @@ Progress = Callable[[int, int], None]
 CONSUMERS: dict[str, str] = {
     "notifier": "services.notifier.replay",
     "expiry": "services.expiry.replay",
+    # The invitation service's read model (queries): it lives in the event store's package.
+    "read-model": "services.invitation.eventstore.read_model.rebuild",
 }
 
 

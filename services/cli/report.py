@@ -1,4 +1,5 @@
-"""The mass-invite report (rule 10) and the one-time retrieval of manual temporary passwords.
+"""The mass-invite report (rule 10), and which of its manual temporary passwords remain to
+be retrieved (sheets.py writes them).
 
 The per-row outcome is the `rows` of the batch's internal `MassInvite.Completed` event (the
 published `MassInviteCompleted` has counts only); each invitation's state and its temporary
@@ -7,17 +8,16 @@ password's delivery are folded from the invitation and account streams.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from services.cli.history import History
+from services.cli.sheets import Retrieval, WantedSheet, sheet_file_name
 from services.invitation.eventstore import BATCH_TOPIC, AuditTables, InvitationStore, account_uuid
-from shared.contract import EventEnvelope, Reply
+from shared.contract import EventEnvelope
 from shared.contract.codes import RejectionCode
 
 _COMPLETED_TOPIC = f"{BATCH_TOPIC}.Completed"
@@ -28,6 +28,9 @@ _INVITATION_STATES = {
     "InvitationLapsed": "lapsed",
     "InvitationAccepted": "accepted",
 }
+# Delivered: emailed (automatic), or retrieved (manual; `TempPasswordDelivered` with
+# delivery `manual` is how retrievals were recorded before `TempPasswordRetrieved`).
+_DELIVERED = ("TempPasswordDelivered", "TempPasswordRetrieved")
 # What became of a temporary password, by the event that last touched it.
 _TEMP_PASSWORD_STATES = {
     "TempPasswordExpired": "expired",
@@ -56,7 +59,9 @@ class ReportRow:
     # The invitation email, from the notifier's sent-records when they can be read.
     invitation_email: str | None = None
     invitation_email_sent_at: str | None = None
-    locale: str | None = None  # the invitee's language, for their password sheet
+    # Whom the invitation names, and the language of their emails (for their sheet).
+    display_name: str | None = None
+    locale: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -152,7 +157,7 @@ def _fold(rows: list[ReportRow], envelopes: Iterable[EventEnvelope]) -> None:
         if e.event_type in _INVITATION_STATES and row is not None:
             row.invitation_state = _INVITATION_STATES[e.event_type]
             if e.event_type == "UserInvited":
-                row.locale = d.get("locale")
+                row.display_name, row.locale = d.get("display_name"), d.get("locale")
         elif e.event_type == "TempPasswordIssued" and row is not None:
             row.delivery_mode = d["delivery"]
             row.temp_password_id = d.get("temp_password_id")
@@ -161,9 +166,10 @@ def _fold(rows: list[ReportRow], envelopes: Iterable[EventEnvelope]) -> None:
                 f"awaiting_{'email' if d['delivery'] == 'automatic' else 'retrieval'}"
             )
             row.delivered_at = row.delivered_by = None
-        elif e.event_type == "TempPasswordDelivered" and row is not None:
+        elif e.event_type in _DELIVERED and row is not None:
             if d.get("temp_password_id") == row.temp_password_id:
-                row.temp_password = "emailed" if d["delivery"] == "automatic" else "retrieved"
+                manual = e.event_type == "TempPasswordRetrieved" or d["delivery"] == "manual"
+                row.temp_password = "retrieved" if manual else "emailed"
                 row.delivered_at, row.delivered_by = e.occurred_at.isoformat(), e.actor
         elif e.event_type in _TEMP_PASSWORD_STATES and row is not None:
             if d.get("temp_password_id") == row.temp_password_id:
@@ -177,101 +183,31 @@ def _fold(rows: list[ReportRow], envelopes: Iterable[EventEnvelope]) -> None:
                 person.temp_password = "password_changed"
 
 
-# -- one-time retrieval of manual temporary passwords (rules 5 and 13) ---------------------
+# -- manual temporary passwords still to retrieve (rules 5 and 33) -----------------------------
 
 
-@dataclass(frozen=True)
-class Retrieval:
-    email: str
-    path: Path | None  # the PDF written, or None
-    code: str | None = None  # why not: a rejection code
-    message: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.path is not None
-
-
-PdfWriter = Callable[[Path, "TempPasswordSheet"], None]
-
-
-@dataclass(frozen=True)
-class TempPasswordSheet:
-    tenant_id: str | None
-    email: str
-    temp_password: str
-    valid_until: str | None
-    batch_id: str
-    locale: str | None = None
-
-
-def _file_name(row: ReportRow) -> str:
-    return f"{row.index + 1:05d}_{re.sub(r'[^A-Za-z0-9@._-]', '_', row.email)}.pdf"
-
-
-# Records a retrieval with the invitation service (the command `retrieve_temp_password`).
-RecordRetrieval = Callable[[str, UUID, str], Reply]
-
-
-def retrieve_temp_passwords(
-    open_sealed: Callable[[UUID], str | None],
-    record_retrieval: RecordRetrieval,
-    report: MassInviteReport,
-    directory: Path,
-    actor: str,
-    write_pdf: PdfWriter,
-) -> list[Retrieval]:
-    """One PDF per manual-mode invitee whose password was never retrieved; each only once.
-
-    Order matters: the sealed copy is opened and the PDF written first, and only then is
-    `retrieve_temp_password` recorded (which destroys the sealed copy). A crash in between
-    leaves the password retrievable again rather than lost; a refused command removes the
-    PDF, so no file outlives a refusal.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    results: list[Retrieval] = []
+def wanted_sheets(report: MassInviteReport) -> tuple[list[WantedSheet], list[Retrieval]]:
+    """The manual passwords never retrieved, as sheets to write; and why the others not."""
+    wanted: list[WantedSheet] = []
+    refused: list[Retrieval] = []
     for row in report.rows:
         if row.delivery_mode != "manual" or row.temp_password_id is None:
             continue
-        if row.temp_password != "awaiting_retrieval":
-            results.append(_not_available(row))
+        if row.temp_password != "awaiting_retrieval" or report.tenant_id is None:
+            refused.append(_not_available(row))
             continue
-        temp_password_id = UUID(row.temp_password_id)
-        plaintext = open_sealed(temp_password_id)
-        if plaintext is None:
-            results.append(_not_available(row))
-            continue
-        path = directory / _file_name(row)
-        sheet = TempPasswordSheet(
-            report.tenant_id,
-            row.email,
-            plaintext,
-            row.temp_password_valid_until,
-            report.batch_id,
-            _language(row.locale),
-        )
-        try:
-            write_pdf(path, sheet)
-        except FileExistsError:
-            results.append(
-                Retrieval(
-                    row.email, None, "file_exists", f"{path} already exists; nothing was retrieved"
-                )
+        assert row.invitation_id is not None
+        wanted.append(
+            WantedSheet(
+                tenant_id=report.tenant_id,
+                invitation_id=UUID(row.invitation_id),
+                email=row.email,
+                display_name=row.display_name,
+                locale=row.locale,
+                file_name=sheet_file_name(row.email, row.index),
             )
-            continue
-        reply = record_retrieval(row.email, temp_password_id, actor)
-        if reply.error is not None:
-            path.unlink(missing_ok=True)
-            results.append(Retrieval(row.email, None, reply.error.code, reply.error.message))
-            continue
-        results.append(Retrieval(row.email, path))
-    return results
-
-
-def _language(locale: str | None) -> str:
-    """`fr-CA` -> `fr`: the sheets speak English and French (as the emails)."""
-    primary = (locale or "en").replace("_", "-").split("-")[0].lower()
-    return primary if primary in ("en", "fr") else "en"
+        )
+    return wanted, refused
 
 
 def _not_available(row: ReportRow) -> Retrieval:

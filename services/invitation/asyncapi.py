@@ -88,8 +88,13 @@ DESCRIPTION = "\n\n".join(
         "routing key = event type, AMQP `message_id` = `event_id`. Delivery is at least "
         "once, in store order: consumers deduplicate on `event_id` and tolerate fields "
         "they do not know.",
+        "Queries (`get_invitation`, `list_invitations`, `list_members`, "
+        "`lookup_invitation_token`, `get_mass_invite_report`) are commands that change "
+        "nothing and record no event; they reflect every command already answered "
+        "(read-your-writes). Lists are paged: `page_size` 1-500 (default 100) and the opaque "
+        "`page_token` of the previous reply's `next_page_token`.",
         "No reply, event or log line ever contains a temporary password or an invitation "
-        "token in clear.",
+        "token in clear; a manual password leaves only sealed to the caller's own key.",
     ]
 )
 

@@ -71,8 +71,18 @@ SUMMARIES = {
     "expire_contractor": "End a contractor's access at its time (refused `not_due` before).",
     "remind_contractor_expiry": "Announce a contractor's coming expiry, once per offset.",
     "record_temp_password_delivered": "The notifier emailed a temporary password.",
-    "retrieve_temp_password": "Take a manual temporary password, once (the CLI's report).",
     "record_notification_failed": "The notifier could not deliver an email (internal).",
+    "record_invitation_email_sent": "The notifier emailed an invitation without a password.",
+    "retrieve_temp_password": "Take a manual temporary password, once, sealed to "
+    "`recipient_public_key` (a libsodium sealed box only its private key opens).",
+    "get_invitation": "Query: one invitation, by id or email.",
+    "list_invitations": "Query: a tenant's invitations, newest first, by status, role, "
+    "email or batch; paged.",
+    "list_members": "Query: a tenant's members, by role and status; paged.",
+    "lookup_invitation_token": "Query: the invitation a link's token is for, while that "
+    "link is current (no tenant_id).",
+    "get_mass_invite_report": "Query: a mass invite's report with each row's live state; "
+    "paged over its rows.",
 }
 
 

@@ -21,7 +21,7 @@ from services.invitation.entrypoints.commands import register_intake
 from services.invitation.eventstore import EventLog, InvitationStore, store_env
 from services.invitation.settings import InvitationSettings
 from shared import metrics
-from shared.contract import Reply
+from shared.contract import QUERIES, Reply
 from shared.ops_http import subscribers_consuming
 from shared.secrets import HashCost, TempPasswordHasher
 from shared.service import Service, service_broker
@@ -141,6 +141,11 @@ def build_service(settings: InvitationSettings) -> Service[Runtime]:
     async def submit(item: IncomingCommand) -> Reply:
         runtime = service.runtime
         assert runtime is not None, "commands are consumed only once the runtime is open"
+        if item.name in QUERIES:
+            # Past the sender gate, straight to the read model in a worker thread: no
+            # batch, no transaction of the batcher's. A command already answered was
+            # committed with its read-model rows, so the query sees it (read-your-writes).
+            return await asyncio.to_thread(runtime.service.ask, item)
         return await runtime.batcher.submit(item)
 
     def authorize(item: IncomingCommand) -> Reply | None:

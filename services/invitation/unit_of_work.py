@@ -75,6 +75,16 @@ class UnitOfWork:
     def seal(self, temp_password_id: UUID, sealed: bytes) -> None:
         self.side.sealed.append((temp_password_id, sealed))
 
+    def sealed_copy(self, temp_password_id: UUID) -> bytes | None:
+        """The sealed copy of a live temporary password, unless it was destroyed (by now
+        or earlier in this unit of work)."""
+        if temp_password_id in self.side.shredded:
+            return None
+        for sealed_id, sealed in self.side.sealed:
+            if sealed_id == temp_password_id:
+                return sealed
+        return self._side_tables.read_sealed(temp_password_id)
+
     def shred(self, temp_password_id: UUID) -> None:
         self.side.shredded.append(temp_password_id)
 

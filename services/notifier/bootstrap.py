@@ -20,6 +20,7 @@ from services.notifier.adapters.commands import CommandPublisher
 from services.notifier.adapters.composer import Composer
 from services.notifier.adapters.ledger import open_ledger
 from services.notifier.adapters.rendering import Renderer
+from services.notifier.adapters.report_csv import MassInviteReports
 from services.notifier.adapters.smtp import SmtpConfig, SmtpMailer
 from services.notifier.delivery_reports import DeliveryReports
 from services.notifier.domain.delivery import RetryPolicy
@@ -70,7 +71,7 @@ def build_runtime(
         store.close()
         raise
     metrics = metrics or Metrics()
-    reports = DeliveryReports(store, publisher, metrics=metrics)
+    reports = DeliveryReports(store, publisher, metrics=metrics, policy=settings.retry_policy)
     config = smtp_config(settings)
     engine = DeliveryEngine(
         store,
@@ -91,6 +92,7 @@ def build_runtime(
         metrics=metrics,
         poll_interval=settings.notifier_poll_interval,
         on_report_due=reports.wake,
+        reports=MassInviteReports(event_log.store.recorder.read_model),  # type: ignore[attr-defined]
     )
     planner = Planner(event_log, store, batch_size=settings.notifier_plan_batch)
     return NotifierRuntime(

@@ -1,7 +1,10 @@
-"""Telling the invitation service what became of emails it must know about.
+"""Telling the invitation service what became of the emails it must know about.
 
 - Once an automatic password email is `sent`, `record_temp_password_delivered` is
-  published so the invitation service destroys the sealed copy (rule 13).
+  published so the invitation service destroys the sealed copy (rule 13); once an
+  invitation email without a password (linked, manual) is `sent`,
+  `record_invitation_email_sent`, so that the invitation's state and the mass-invite
+  report say it was (rule 10).
 - Once an email has `failed` (refused for good, or out of attempts),
   `record_notification_failed` is published so it becomes a `NotificationFailed` event
   (rule 35): shown with the invitation, and told to the administrators. Every kind of
@@ -9,8 +12,8 @@
   it, and never answers a failed notice to administrators with another one (no loop).
 
 Each row is then marked reported. Unreported rows (broker or database away, or a crash
-in between) are published again: the command ids are derived from the row, so repeats
-are idempotent.
+in between) are published again: the command ids are derived from what they report, so
+repeats are idempotent.
 """
 
 from __future__ import annotations
@@ -23,12 +26,20 @@ from uuid import UUID
 
 from services.notifier.adapters.ledger import EmailLedger, FailedEmail
 from services.notifier.metrics import Metrics
+from shared.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
+
+# Without a policy from the settings: the delays this loop always had.
+_REPORTS_RETRY = RetryPolicy(initial_delay=1.0, max_delay=30.0)
 
 
 class DeliveryRecorder(Protocol):
     async def record_temp_password_delivered(self, email: str, temp_password_id: UUID) -> None: ...
+
+    async def record_invitation_email_sent(
+        self, tenant_id: str, invitation_id: UUID, link_generation: int
+    ) -> None: ...
 
     async def record_notification_failed(self, failure: FailedEmail) -> None: ...
 
@@ -44,8 +55,10 @@ class DeliveryReports:
         metrics: Metrics | None = None,
         poll_interval: float = 5.0,
         batch: int = 500,
+        policy: RetryPolicy = _REPORTS_RETRY,
     ) -> None:
         self._ledger = ledger
+        self._policy = policy
         self._recorder = recorder
         self._metrics = metrics or Metrics()
         self._poll = poll_interval
@@ -68,13 +81,26 @@ class DeliveryReports:
         while True:
             rows = await asyncio.to_thread(self._ledger.unrecorded_deliveries, self._batch)
             if not rows:
-                return total
+                break
             await asyncio.gather(
                 *(self._recorder.record_temp_password_delivered(email, tp) for _, email, tp in rows)
             )
             await asyncio.to_thread(self._ledger.mark_delivery_recorded, [k for k, _, _ in rows])
             self._metrics.deliveries_recorded.inc(len(rows))
             total += len(rows)
+        while True:
+            sent = await asyncio.to_thread(self._ledger.unreported_invitation_emails, self._batch)
+            if not sent:
+                return total
+            await asyncio.gather(
+                *(
+                    self._recorder.record_invitation_email_sent(tenant_id, invitation_id, link)
+                    for _, tenant_id, invitation_id, link in sent
+                )
+            )
+            await asyncio.to_thread(self._ledger.mark_delivery_recorded, [r[0] for r in sent])
+            self._metrics.deliveries_recorded.inc(len(sent))
+            total += len(sent)
 
     async def _report_failures(self) -> int:
         total = 0
@@ -91,18 +117,11 @@ class DeliveryReports:
             total += len(failures)
 
     async def _run(self) -> None:
-        delay = 1.0
         while True:
             self._wake.clear()
-            try:
-                await self.report_pending()
-                delay = 1.0
-            except Exception as error:
-                # Broker or database away: the rows stay unreported and are tried again.
-                log.warning("could not report email outcomes (%s); retrying", error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                continue
+            # Broker or database away: the rows stay unreported and are tried again with
+            # the one retry policy, whose back-off starts afresh at every pass.
+            await self._policy.retrying("reporting email outcomes", log).call(self.report_pending)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll)
 

@@ -8,9 +8,10 @@
 - A flusher records outcomes in one transaction per batch (`sent`, retry later,
   `failed`, `skipped`): once `batch` outcomes are in, once no send is left running, or
   `linger` seconds after the first. A slot is freed only when its outcome is recorded.
-- Once an automatic password email is `sent`, or any email has `failed`, `on_report_due`
-  wakes the reports (delivery_reports.py) that tell the invitation service: to destroy
-  the sealed copy, or to record `NotificationFailed`.
+- Once an email is `sent` or has `failed` for good, `on_report_due` wakes the reports
+  (delivery_reports.py) that tell the invitation service: the sealed copy of an emailed
+  password is destroyed, an invitation email without one is recorded as sent, a failed
+  email becomes `NotificationFailed`.
 
 So a steady stream of emails costs two notifier transactions per batch, not per email,
 and while one batch is recorded and the next claimed, the other half of the window keeps
@@ -38,6 +39,7 @@ from cryptography.exceptions import InvalidTag
 
 from services.notifier.adapters.composer import Composer
 from services.notifier.adapters.ledger import EmailLedger, OutboxEmail
+from services.notifier.adapters.report_csv import Attachment
 from services.notifier.domain.delivery import (
     Failed,
     Outcome,
@@ -68,12 +70,18 @@ class Passwords(Protocol):
     ) -> Mapping[UUID, str | InvalidTag | None]: ...
 
 
+class Reports(Protocol):
+    def attachment(self, batch_id: str) -> Attachment | None: ...
+
+
 @dataclass(frozen=True)
 class _Claimed:
-    """A claimed row and its opened password (None: gone; an error: could not read)."""
+    """A claimed row and its opened password (None: gone; an error: could not read),
+    with its attachments (the report of a finished mass invite)."""
 
     row: OutboxEmail
     password: str | BaseException | None = field(repr=False)  # never in a log line
+    attachments: tuple[Attachment, ...] = ()
 
 
 class DeliveryEngine:
@@ -91,8 +99,10 @@ class DeliveryEngine:
         poll_interval: float = 1.0,
         linger: float = 0.05,
         on_report_due: Callable[[], None] = lambda: None,
+        reports: Reports | None = None,
     ) -> None:
         self._ledger = ledger
+        self._reports = reports
         self._composer = composer
         self._passwords = passwords
         self._mailers = [mailer_factory() for _ in range(connections)]
@@ -170,9 +180,24 @@ class DeliveryEngine:
             except Exception as error:  # the store is unreachable: each row retries
                 opened = dict.fromkeys(ids, error)
         return [
-            _Claimed(row, None if row.temp_password_id is None else opened[row.temp_password_id])
+            _Claimed(
+                row,
+                None if row.temp_password_id is None else opened[row.temp_password_id],
+                self._attachments(row),
+            )
             for row in rows
         ]
+
+    def _attachments(self, row: OutboxEmail) -> tuple[Attachment, ...]:
+        """The report CSV of a finished mass invite, read now (in the claiming thread)."""
+        if self._reports is None or row.kind != Kind.ADMIN_MASS_INVITE_COMPLETED:
+            return ()
+        try:
+            found = self._reports.attachment(str(row.context["batch_id"]))
+        except Exception:  # the email still says how to read the report: send it anyway
+            log.exception("could not attach the report of mass invite %s", row.context)
+            return ()
+        return () if found is None else (found,)
 
     async def _idle_wait(self) -> float:
         """Until the next retry is due, a wake-up, or the poll period."""
@@ -195,7 +220,7 @@ class DeliveryEngine:
             claimed = await self._queue.get()
             if claimed is None:
                 return
-            outcome = await self._deliver(claimed.row, claimed.password, mailer)
+            outcome = await self._deliver(claimed, mailer)
             self._count(claimed.row, outcome)
             self._done(outcome)
 
@@ -204,9 +229,8 @@ class DeliveryEngine:
         self._outcomes.append(outcome)
         self._flush.set()
 
-    async def _deliver(
-        self, row: OutboxEmail, opened: str | BaseException | None, mailer: Mailer
-    ) -> Outcome:
+    async def _deliver(self, claimed: _Claimed, mailer: Mailer) -> Outcome:
+        row, opened = claimed.row, claimed.password
         password: str | None = None
         if row.temp_password_id is not None:
             if isinstance(opened, InvalidTag):
@@ -229,7 +253,9 @@ class DeliveryEngine:
         elif row.kind == Kind.INVITATION_AUTOMATIC:
             return Skipped(row.key, "no temporary password id in the event")
         try:
-            subject, message = self._composer.compose(row, password, self._clock())
+            subject, message = self._composer.compose(
+                row, password, self._clock(), claimed.attachments
+            )
         except UndeliverableAddressError as error:
             return Failed(row.key, str(error))
         except Exception as error:
@@ -317,10 +343,7 @@ class DeliveryEngine:
         # may now come before the dispatcher's next look.
         if self._more_due or any(isinstance(o, Retry) for o in batch):
             self._wake.set()
-        if any(
-            isinstance(o, Failed) or (isinstance(o, Sent) and o.temp_password_id is not None)
-            for o in batch
-        ):
+        if any(isinstance(o, Sent | Failed) for o in batch):
             self._on_report_due()
         return True
 

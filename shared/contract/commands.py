@@ -170,11 +170,71 @@ class RecordNotificationFailed(TenantCommand):
     reason: str = Field(min_length=1, max_length=1000)
 
 
-class RetrieveTempPassword(Command):
-    """An administrator takes a manual temporary password (the CLI's report), once."""
+class RecordInvitationEmailSent(TenantCommand):
+    """The notifier handed an invitation email without a password (linked or manual) to
+    the mail server; an automatic one is told by `record_temp_password_delivered`."""
 
-    email: str
-    temp_password_id: UUID
+    invitation_id: UUID
+    link_generation: int = Field(ge=1)
+
+
+# -- public since the read side (contract: "Retrieving a manual temporary password") --------
+
+# base64 (standard or URL-safe, padding optional) of 32 bytes: 43 or 44 characters.
+RecipientPublicKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9+/_-]{43}=?$")]
+
+
+class RetrieveTempPassword(_ByInvitationOrEmail):
+    """Take a manual temporary password, once, sealed to `recipient_public_key` (an X25519
+    public key): only the holder of its private key can open the result."""
+
+    recipient_public_key: RecipientPublicKey
+
+
+# -- queries (contract: "Queries"): they change nothing and record no event ------------------
+
+InvitationStatus = Literal["pending", "accepted", "revoked", "lapsed"]
+MemberStatus = Literal["active", "expired", "removed"]
+Role = Literal["user", "administrator", "contractor"]
+PageSize = Annotated[int, Field(ge=1, le=500)]
+PageToken = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class _Paged(TenantCommand):
+    page_size: PageSize = 100
+    page_token: PageToken | None = None
+
+
+class GetInvitation(_ByInvitationOrEmail):
+    pass
+
+
+class ListInvitations(_Paged):
+    """Newest first."""
+
+    status: list[InvitationStatus] | None = Field(default=None, min_length=1, max_length=4)
+    role: Role | None = None
+    email: str | None = Field(default=None, max_length=320)
+    batch_id: UUID | None = None
+
+
+class ListMembers(_Paged):
+    """By email."""
+
+    role: Role | None = None
+    status: list[MemberStatus] | None = Field(default=None, min_length=1, max_length=3)
+
+
+class LookupInvitationToken(Command):
+    """The login front end: "you are invited to X as Y", before sign-in. No `tenant_id`."""
+
+    token: str = Field(min_length=1, max_length=512)
+
+
+class GetMassInviteReport(_Paged):
+    """Paged over the report's rows, in input order."""
+
+    batch_id: UUID
 
 
 COMMANDS: dict[str, type[Command]] = {
@@ -196,6 +256,12 @@ COMMANDS: dict[str, type[Command]] = {
     "record_temp_password_delivered": RecordTempPasswordDelivered,
     "retrieve_temp_password": RetrieveTempPassword,
     "record_notification_failed": RecordNotificationFailed,
+    "record_invitation_email_sent": RecordInvitationEmailSent,
+    "get_invitation": GetInvitation,
+    "list_invitations": ListInvitations,
+    "list_members": ListMembers,
+    "lookup_invitation_token": LookupInvitationToken,
+    "get_mass_invite_report": GetMassInviteReport,
 }
 
 
@@ -206,8 +272,9 @@ class Audience(StrEnum):
     INTERNAL = "internal"  # only the services' own broker users (INTERNAL_SENDERS)
 
 
-# The one table of who may send what. `retrieve_temp_password` is public: the CLI's
-# report sends it as an operator, and it is becoming the sealed retrieval of the contract.
+# The one table of who may send what. `retrieve_temp_password` is public (the contract's
+# sealed retrieval: a backend's or the CLI's, each with a key pair of its own), and so is
+# every query; `record_invitation_email_sent` is the notifier's.
 AUDIENCE: dict[str, Audience] = {
     "invite_user": Audience.PUBLIC,
     "mass_invite": Audience.PUBLIC,
@@ -221,6 +288,11 @@ AUDIENCE: dict[str, Audience] = {
     "retrieve_temp_password": Audience.PUBLIC,
     "remove_member": Audience.PUBLIC,
     "change_role": Audience.PUBLIC,
+    "get_invitation": Audience.PUBLIC,
+    "list_invitations": Audience.PUBLIC,
+    "list_members": Audience.PUBLIC,
+    "lookup_invitation_token": Audience.PUBLIC,
+    "get_mass_invite_report": Audience.PUBLIC,
     "lapse_invitation": Audience.INTERNAL,
     "expire_temp_password": Audience.INTERNAL,
     "expire_contractor": Audience.INTERNAL,
@@ -228,8 +300,21 @@ AUDIENCE: dict[str, Audience] = {
     "record_temp_password_delivered": Audience.INTERNAL,
     # The notifier's report of an undeliverable email (rule 35).
     "record_notification_failed": Audience.INTERNAL,
+    "record_invitation_email_sent": Audience.INTERNAL,
 }
 assert AUDIENCE.keys() == COMMANDS.keys(), "every command says who may send it"
 
 INTERNAL_COMMANDS = frozenset(n for n, a in AUDIENCE.items() if a is Audience.INTERNAL)
 PUBLIC_COMMANDS = frozenset(n for n, a in AUDIENCE.items() if a is Audience.PUBLIC)
+
+# Answered from the read model, outside the batches: no event, no stored reply. They pass
+# the sender gate like any public command (SENDER_POLICY may restrict them too).
+QUERIES = frozenset(
+    {
+        "get_invitation",
+        "list_invitations",
+        "list_members",
+        "lookup_invitation_token",
+        "get_mass_invite_report",
+    }
+)

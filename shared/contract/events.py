@@ -209,6 +209,24 @@ class NotificationFailed(_Data):
     message_key: UUID | None = None
 
 
+class TempPasswordRetrieved(_Data):
+    """A manual temporary password was retrieved (sealed to the caller's key), once; its
+    sealed copy was destroyed in the same transaction."""
+
+    invitation_id: UUID
+    account_id: UUID
+    email: str
+    temp_password_id: UUID
+
+
+class InvitationEmailSent(_Data):
+    """An invitation email without a password (linked, or manual delivery) was handed to
+    the mail server; an automatic one is told by `TempPasswordDelivered`."""
+
+    invitation_id: UUID
+    link_generation: int
+
+
 EVENT_DATA: dict[str, type[_Data]] = {
     cls.__name__: cls
     for cls in (
@@ -233,5 +251,7 @@ EVENT_DATA: dict[str, type[_Data]] = {
         MemberRemoved,
         MemberRoleChanged,
         NotificationFailed,
+        TempPasswordRetrieved,
+        InvitationEmailSent,
     )
 }

@@ -27,6 +27,10 @@ _MESSAGE = "6a5b4c3d-2e1f-4a0b-9c8d-7e6f5a4b3c2d"
 _END = "2030-06-30T17:00:00Z"
 _LATER = "2030-09-30T17:00:00Z"
 _WEEK = "2030-01-22T09:30:00Z"
+_INVITED = "2030-01-15T09:30:00Z"
+# base64 of an X25519 public key (32 bytes), as a client sends it.
+_PUBLIC_KEY = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="
+_NEXT_PAGE = "eyJjIjo0ODIxfQ.5h7Qm2kVb1c0x9Ztq8RwLA"
 
 
 def _command(**fields: Any) -> Json:
@@ -79,7 +83,9 @@ COMMAND_EXAMPLES: dict[str, Json] = {
     "record_temp_password_delivered": _command(
         email=_INVITEE, temp_password_id=_TEMP_PASSWORD, actor="service:notifier"
     ),
-    "retrieve_temp_password": _command(email=_INVITEE, temp_password_id=_TEMP_PASSWORD),
+    "retrieve_temp_password": _command(
+        tenant_id=_TENANT, email=_INVITEE, recipient_public_key=_PUBLIC_KEY
+    ),
     "remove_member": _command(tenant_id=_TENANT, email=_INVITEE, reason="left the company"),
     "change_role": _command(
         tenant_id=_TENANT, email=_INVITEE, role="contractor", access_expires_at=_END
@@ -93,6 +99,42 @@ COMMAND_EXAMPLES: dict[str, Json] = {
         reason="recipient refused: 550 5.1.1 no such mailbox",
         actor="service:notifier",
     ),
+    "record_invitation_email_sent": _command(
+        tenant_id=_TENANT, invitation_id=_INVITATION, link_generation=1, actor="service:notifier"
+    ),
+    "get_invitation": _command(tenant_id=_TENANT, email=_INVITEE, actor="service:portal"),
+    "list_invitations": _command(
+        tenant_id=_TENANT, status=["pending"], page_size=100, actor="service:portal"
+    ),
+    "list_members": _command(tenant_id=_TENANT, role="administrator", actor="service:portal"),
+    "lookup_invitation_token": _command(token="the-token-from-the-link", actor="service:login"),
+    "get_mass_invite_report": _command(
+        tenant_id=_TENANT, batch_id=_BATCH, page_size=500, actor="service:portal"
+    ),
+}
+
+_INVITATION_VIEW: Json = {
+    "invitation_id": _INVITATION,
+    "tenant_id": _TENANT,
+    "email": _INVITEE,
+    "role": "user",
+    "status": "pending",
+    "outcome": "temp_password_issued",
+    "temp_password_delivery": "manual",
+    "invited_by": _ADMIN,
+    "inviter_name": None,
+    "invited_at": _INVITED,
+    "invitation_expires_at": _WEEK,
+    "access_expires_at": None,
+    "batch_id": None,
+    "accepted_at": None,
+    "revoked_at": None,
+    "lapsed_at": None,
+    "invitation_email": "sent",
+    "temp_password": "awaiting_retrieval",
+    "temp_password_valid_until": _WEEK,
+    "display_name": "Bob Martin",
+    "locale": "en",
 }
 
 RESULT_EXAMPLES: dict[str, Json] = {
@@ -162,7 +204,14 @@ RESULT_EXAMPLES: dict[str, Json] = {
     "expire_contractor": {"email": _CONTRACTOR, "expired": True},
     "remind_contractor_expiry": {"email": _CONTRACTOR, "reminded": True},
     "record_temp_password_delivered": {"temp_password_id": _TEMP_PASSWORD, "recorded": True},
-    "retrieve_temp_password": {"temp_password_id": _TEMP_PASSWORD, "retrieved": True},
+    "retrieve_temp_password": {
+        "invitation_id": _INVITATION,
+        "email": _INVITEE,
+        "sealed_temp_password": "Dq3B0m2bH1yq0b6sQ2XlC8m9O1q7i5Yw9Zp2R4uT6vX8zA0cE2gI4kM6oQ8sU1wY"
+        "3aC5eG7iK9mO1qS3uW5yA7cE9gI1kM=",
+        "valid_until": _WEEK,
+        "sealed_copy_destroyed": True,
+    },
     "remove_member": {
         "email": _INVITEE,
         "account_id": _ACCOUNT,
@@ -178,6 +227,44 @@ RESULT_EXAMPLES: dict[str, Json] = {
         "changed": True,
     },
     "record_notification_failed": {"message_key": _MESSAGE, "recorded": True},
+    "record_invitation_email_sent": {"invitation_id": _INVITATION, "recorded": True},
+    "get_invitation": {"invitation": _INVITATION_VIEW},
+    "list_invitations": {"invitations": [_INVITATION_VIEW], "next_page_token": _NEXT_PAGE},
+    "list_members": {
+        "members": [
+            {
+                "account_id": _ACCOUNT,
+                "email": _ADMIN,
+                "role": "administrator",
+                "status": "active",
+                "member_since": _INVITED,
+                "access_expires_at": None,
+                "invitation_id": _INVITATION,
+            }
+        ],
+        "next_page_token": None,
+    },
+    "lookup_invitation_token": {"invitation": _INVITATION_VIEW},
+    "get_mass_invite_report": {
+        "batch_id": _BATCH,
+        "invited": 1,
+        "refused": 0,
+        "rows": [
+            {
+                "index": 0,
+                "email": _INVITEE,
+                "status": "invited",
+                "role": "user",
+                "invitation_id": _INVITATION,
+                "outcome": "temp_password_issued",
+                "temp_password_delivery": "manual",
+                "invitation_status": "pending",
+                "invitation_email": "sent",
+                "temp_password": "awaiting_retrieval",
+            }
+        ],
+        "next_page_token": None,
+    },
 }
 
 _SETTINGS = RESULT_EXAMPLES["configure_tenant"]["settings"]
@@ -280,6 +367,13 @@ EVENT_EXAMPLES: dict[str, Json] = {
         "reason": "recipient refused: 550 5.1.1 no such mailbox",
         "message_key": _MESSAGE,
     },
+    "TempPasswordRetrieved": {
+        "invitation_id": _INVITATION,
+        "account_id": _ACCOUNT,
+        "email": _INVITEE,
+        "temp_password_id": _TEMP_PASSWORD,
+    },
+    "InvitationEmailSent": {"invitation_id": _INVITATION, "link_generation": 1},
 }
 
 

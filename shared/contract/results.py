@@ -13,6 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.contract.commands import InvitationStatus, MemberStatus, Role
 from shared.contract.events import TenantSettingsData
 
 Outcome = Literal["account_linked", "temp_password_issued"]
@@ -127,8 +128,105 @@ class RecordTempPasswordDeliveredResult(Result):
 
 
 class RetrieveTempPasswordResult(Result):
-    temp_password_id: UUID
-    retrieved: bool
+    """The password sealed to the caller's key: `sealed_temp_password` is base64 of a
+    libsodium sealed box (`crypto_box_seal`) of the UTF-8 password. It is never stored:
+    the same `command_id` again is answered with it null (`sealed_copy_destroyed` true),
+    and the password cannot be retrieved again."""
+
+    invitation_id: UUID
+    email: str
+    sealed_temp_password: str | None
+    valid_until: datetime | None
+    sealed_copy_destroyed: bool = True
+
+
+class RecordInvitationEmailSentResult(Result):
+    invitation_id: UUID
+    recorded: bool
+
+
+# -- queries (contract: "Queries") ------------------------------------------------------------
+
+InvitationEmail = Literal["pending", "sent", "failed"]
+# The contract's states, plus `awaiting_delivery`: an automatic password whose email has
+# not been handed to the mail server yet.
+TempPasswordState = Literal[
+    "none",
+    "awaiting_delivery",
+    "awaiting_retrieval",
+    "delivered",
+    "retrieved",
+    "withdrawn",
+    "expired",
+]
+
+
+class InvitationView(Result):
+    """An invitation as the read model holds it. Never a password or a token."""
+
+    invitation_id: UUID
+    tenant_id: str
+    email: str
+    role: Role
+    status: InvitationStatus
+    outcome: Outcome | None
+    temp_password_delivery: Delivery | None
+    invited_by: str
+    inviter_name: str | None
+    invited_at: datetime
+    invitation_expires_at: datetime
+    access_expires_at: datetime | None
+    batch_id: UUID | None
+    accepted_at: datetime | None
+    revoked_at: datetime | None
+    lapsed_at: datetime | None
+    invitation_email: InvitationEmail
+    # Extensions: the temporary password's state and until when it is valid; what the
+    # invitee is called and the language of their emails.
+    temp_password: TempPasswordState
+    temp_password_valid_until: datetime | None
+    display_name: str | None = None
+    locale: str | None = None
+
+
+class MemberView(Result):
+    account_id: UUID
+    email: str
+    role: Role
+    status: MemberStatus
+    member_since: datetime
+    access_expires_at: datetime | None
+    invitation_id: UUID | None
+
+
+class ReportRow(MassInviteRow):
+    """A row of the `mass_invite` reply, with its invitation's live state."""
+
+    invitation_status: InvitationStatus | None = None
+    invitation_email: InvitationEmail | None = None
+    temp_password: TempPasswordState | None = None
+
+
+class GetInvitationResult(Result):
+    invitation: InvitationView
+
+
+class ListInvitationsResult(Result):
+    invitations: list[InvitationView]
+    next_page_token: str | None
+
+
+class ListMembersResult(Result):
+    members: list[MemberView]
+    next_page_token: str | None
+
+
+class GetMassInviteReportResult(Result):
+    batch_id: UUID
+    invited: int
+    refused: int
+    rows: list[ReportRow]
+    next_page_token: str | None
 
 
 class RemoveMemberResult(Result):
@@ -171,4 +269,10 @@ RESULTS: dict[str, type[Result]] = {
     "remove_member": RemoveMemberResult,
     "change_role": ChangeRoleResult,
     "record_notification_failed": RecordNotificationFailedResult,
+    "record_invitation_email_sent": RecordInvitationEmailSentResult,
+    "get_invitation": GetInvitationResult,
+    "list_invitations": ListInvitationsResult,
+    "list_members": ListMembersResult,
+    "lookup_invitation_token": GetInvitationResult,
+    "get_mass_invite_report": GetMassInviteReportResult,
 }

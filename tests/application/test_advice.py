@@ -9,6 +9,7 @@ CLI's own functions.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,8 +18,9 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from nacl.public import PrivateKey
 
-from services.cli.report import build_report, retrieve_temp_passwords
+from services.cli.report import build_report, wanted_sheets
 from services.invitation.eventstore import EventLog
 from services.notifier.adapters.rendering import Renderer
 from services.notifier.domain.emails import Kind, PlannedEmail
@@ -193,24 +195,26 @@ def _temp_password_expired(admin: Admin, new: NewEmail) -> Scenario:
     return Scenario("Resend the invitation", [("resend_invitation", {"email": email})])
 
 
+def _public_key() -> str:
+    return base64.b64encode(bytes(PrivateKey.generate().public_key)).decode()
+
+
 def _report(admin: Admin, tmp_path: Path) -> None:
+    """What `invitations report BATCH --temp-passwords DIR` sends: one sealed retrieval per
+    manual password still awaiting it, each accepted."""
     batch_id = admin.events("MassInviteCompleted")[-1].data["batch_id"]
     store = admin.service.store
     report = build_report(store, store.recorder.audit, UUID(batch_id))  # type: ignore[attr-defined]
     assert report is not None and report.rows
-
-    def record(email: str, temp_password_id: UUID, actor: str) -> Any:
-        fields = {"email": email, "temp_password_id": temp_password_id, "actor": actor}
-        return admin.send("retrieve_temp_password", **fields)
-
-    retrieved = retrieve_temp_passwords(
-        admin.service.open_sealed, record, report, tmp_path, "operator:test", _write
-    )
-    assert retrieved and all(r.ok for r in retrieved), retrieved
-
-
-def _write(path: Path, sheet: Any) -> None:
-    path.write_text(sheet.email)
+    wanted, refused = wanted_sheets(report)
+    assert wanted and not refused
+    for sheet in wanted:
+        admin.ok(
+            "retrieve_temp_password",
+            invitation_id=sheet.invitation_id,
+            recipient_public_key=_public_key(),
+            actor="operator:test",
+        )
 
 
 def _mass_invite(admin: Admin, new: NewEmail) -> Scenario:
@@ -227,7 +231,7 @@ def _manual_password(admin: Admin, new: NewEmail) -> Scenario:
     joined(admin, new("first"), "administrator")
     email = new()
     admin.invite(email, temp_password_delivery="manual")
-    fields = {"email": email, "temp_password_id": admin.temp_password_id(email)}
+    fields = {"email": email, "recipient_public_key": _public_key()}
     return Scenario("retrieve_temp_password", [("retrieve_temp_password", fields)])
 
 

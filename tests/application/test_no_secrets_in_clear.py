@@ -13,6 +13,7 @@ import pytest
 from psycopg import sql
 
 from shared.database import postgres_conninfo
+from shared.sealed_box import RecipientKeys
 
 from .console import Admin, NewEmail, Store
 
@@ -28,6 +29,8 @@ class Witness:
     passwords: set[str] = field(default_factory=set)
     tokens: set[str] = field(default_factory=set)
     outputs: list[str] = field(default_factory=list)  # replies and published envelopes
+    retrieved: set[str] = field(default_factory=set)  # opened from sealed boxes
+    boxes: set[str] = field(default_factory=set)  # the sealed boxes themselves
 
     def send(self, name: str, **fields: object) -> dict[str, object] | None:
         reply = self.admin.send(name, **fields)
@@ -116,9 +119,14 @@ def _realistic_history(witness: Witness, admin: Admin, new_email: NewEmail) -> l
     )
     witness.send("resend_invitation", email=rotated)
     witness.send("revoke_invitation", email=revoked, reason="left")
-    witness.send(
-        "retrieve_temp_password", email=manual, temp_password_id=admin.temp_password_id(manual)
+    keys = RecipientKeys()
+    retrieved = witness.send(
+        "retrieve_temp_password", email=manual, recipient_public_key=keys.public_key
     )
+    assert retrieved is not None
+    # Sealed to the caller's key: its plaintext is the manual password, found nowhere else.
+    witness.retrieved.add(keys.open(str(retrieved["sealed_temp_password"])))
+    witness.boxes.add(str(retrieved["sealed_temp_password"]))
     assert auto_id is not None
     witness.send(
         "accept_invitation", email=automatic, token=admin.token(str(auto_id["invitation_id"]))
@@ -135,6 +143,13 @@ def _realistic_history(witness: Witness, admin: Admin, new_email: NewEmail) -> l
         email=contractor,
         temp_password_id=admin.temp_password_id(contractor),
     )
+    # What the read side answers: every query, over the same history.
+    batch_id = admin.events("MassInviteCompleted")[-1].data["batch_id"]
+    witness.send("list_invitations")
+    witness.send("list_members")
+    witness.send("get_invitation", email=manual)
+    witness.send("get_mass_invite_report", batch_id=batch_id)
+    witness.send("lookup_invitation_token", token=admin.token(rotated_invitation, 2))
     return [automatic, manual, rotated, revoked, contractor]
 
 
@@ -153,6 +168,18 @@ def test_the_history_made_real_secrets(history: tuple[Witness, list[str]]) -> No
     # manual, auto, rotated (twice), revoked, contractor: six temporary passwords.
     assert len(witness.passwords) == 6
     assert len(witness.tokens) == 6  # five invitations, one resend
+
+
+def test_a_retrieved_password_is_readable_only_with_the_callers_key(
+    history: tuple[Witness, list[str]], store: Store
+) -> None:
+    witness, _ = history
+    assert len(witness.retrieved) == 1
+    assert witness.retrieved <= witness.passwords
+    # The box itself is not kept either (not in the stored replies, nor anywhere else).
+    dump = _dump(store)
+    for box in witness.boxes:
+        assert box not in dump
 
 
 def test_no_table_holds_a_temp_password_or_token_in_clear(

@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 from services.invitation.application import IncomingCommand, InvitationService
 from services.invitation.domain.account import Account
 from services.invitation.domain.ids import account_uuid
+from shared.sealed_box import RecipientKeys
 from shared.secrets import HashCost, TempPasswordHasher
 
 from .console import Admin, NewEmail
@@ -78,13 +79,19 @@ def test_manual_temp_password_is_retrieved_once_then_not_available(
     email = new_email()
     result, temp_id = _invited(admin, email, temp_password_delivery="manual")
     assert result["temp_password_delivery"] == "manual"
-    assert service.open_sealed(temp_id) is not None  # what the report shows, once
+    plaintext = service.open_sealed(temp_id)
+    assert plaintext is not None
     before = admin.sealed_count()
-    _internal(admin, "retrieve_temp_password", email=email, temp_password_id=temp_id)
+    keys = RecipientKeys()
+    retrieved = admin.ok(
+        "retrieve_temp_password", email=email, recipient_public_key=keys.public_key
+    )
+    assert keys.open(retrieved["sealed_temp_password"]) == plaintext
     assert service.side_tables.read_sealed(temp_id) is None
     assert admin.sealed_count() == before - 1
-    assert admin.events("TempPasswordDelivered")[-1].data["delivery"] == "manual"
-    again = admin.send("retrieve_temp_password", email=email, temp_password_id=temp_id)
+    event = admin.events("TempPasswordRetrieved")[-1]
+    assert (event.data["temp_password_id"], event.actor) == (str(temp_id), admin.actor)
+    again = admin.send("retrieve_temp_password", email=email, recipient_public_key=keys.public_key)
     assert again.error is not None
     assert again.error.code == "temp_password_not_available"
 
@@ -94,7 +101,9 @@ def test_automatic_temp_password_is_not_retrievable_by_hand(
 ) -> None:
     email = new_email()
     _, temp_id = _invited(admin, email)
-    reply = admin.send("retrieve_temp_password", email=email, temp_password_id=temp_id)
+    reply = admin.send(
+        "retrieve_temp_password", email=email, recipient_public_key=RecipientKeys().public_key
+    )
     assert reply.error is not None
     assert reply.error.code == "temp_password_not_available"
     assert admin.is_sealed(temp_id)

@@ -12,7 +12,17 @@ SCRIPT = Path(sys.executable).with_name("invitations")
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["audit"], ["state"], ["verify"], ["replay"], ["republish"], ["report"]]
+    "command",
+    [
+        [],
+        ["audit"],
+        ["state"],
+        ["verify"],
+        ["replay"],
+        ["republish"],
+        ["report"],
+        ["temp-password"],
+    ],
 )
 def test_every_command_has_help(command):
     result = subprocess.run(

@@ -63,3 +63,18 @@ def test_an_unknown_consumer_is_a_usage_error(store):
     result = store.run("replay", "mailer")
 
     assert result.exit_code == 2
+
+
+def test_the_read_model_is_rebuilt_from_the_store_to_what_it_was(store, tenant):
+    first = store.invite(tenant, f"rm-a-{tenant}@example.com")
+    store.invite(tenant, f"rm-b-{tenant}@example.com", temp_password_delivery="manual")
+    store.command("revoke_invitation", tenant_id=tenant, invitation_id=first)
+    tables = store.service.store.recorder.read_model
+    live = tables.dump()
+    store.sql("DELETE FROM invitations_rm_invitations")
+
+    result = store.run("replay", "read-model")
+
+    assert result.exit_code == 0, result.output
+    assert "read-model rebuilt from" in result.stdout
+    assert tables.dump() == live

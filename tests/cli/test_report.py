@@ -9,7 +9,9 @@ from uuid import UUID, uuid4
 
 import pypdf
 import pytest
+from typer.testing import CliRunner
 
+from services.cli.main import app
 from services.invitation.eventstore import account_uuid
 from shared.command_client import CommandClient
 from shared.locales import format_moment
@@ -116,6 +118,7 @@ def test_the_report_is_also_csv_and_a_table(store, batch):
     as_table = store.run("report", batch["id"], "--format", "table", COLUMNS="300")
 
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert all(not v.startswith(("=", "+", "-", "@")) for r in rows for v in r.values())
     assert [r["index"] for r in rows] == ["0", "1", "2", "3", "4"]
     assert rows[1]["invitation_state"] == "revoked"
     assert {r["batch_id"] for r in rows} == {batch["id"]}
@@ -176,22 +179,77 @@ def test_a_password_sheet_speaks_the_invitees_language_with_a_human_date(store, 
 
 
 @pytest.mark.usefixtures("service_on_broker")
-def test_a_retrieval_is_recorded_as_a_manual_delivery_by_the_operator(store, tenant, tmp_path):
+def test_a_retrieval_is_recorded_by_the_service_with_the_operator_as_actor(store, tenant, tmp_path):
     email = f"r-{suffix()}@example.com"
     batch_id = mass_invite(store, tenant, [email])["batch_id"]
 
     result = store.run("report", batch_id, "--temp-passwords", str(tmp_path))
 
     assert result.exit_code == 0, result.output
-    delivered = [e for e in store.envelopes() if e.event_type == "TempPasswordDelivered"]
-    assert [(e.data["email"], e.data["delivery"], e.actor) for e in delivered] == [
-        (email, "manual", f"operator:{getpass.getuser()}")
+    retrieved = [e for e in store.envelopes() if e.event_type == "TempPasswordRetrieved"]
+    assert [(e.data["email"], e.actor) for e in retrieved] == [
+        (email, f"operator:{getpass.getuser()}")
     ]
     row = report_json(store, batch_id)["rows"][0]
     assert (row["temp_password"], row["delivered_by"]) == (
         "retrieved",
         f"operator:{getpass.getuser()}",
     )
+
+
+@pytest.mark.usefixtures("service_on_broker")
+def test_the_sheets_need_no_secrets_key(store, tenant, tmp_path):
+    email = f"k-{suffix()}@example.com"
+    batch_id = mass_invite(store, tenant, [email])["batch_id"]
+    env: dict[str, str | None] = {**store.env, "SECRETS_KEY": None}  # None: unset
+
+    result = CliRunner().invoke(
+        app, ["report", batch_id, "--temp-passwords", str(tmp_path)], env=env
+    )
+
+    assert result.exit_code == 0, result.output
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.usefixtures("service_on_broker")
+def test_one_invites_manual_password_is_a_sheet_in_the_invitees_language(store, tenant, tmp_path):
+    email = f"chloe-{suffix()}@example.com"
+    invitation_id = store.invite(
+        tenant, email, temp_password_delivery="manual", locale="fr", display_name="Chloé"
+    )
+
+    first = store.run(
+        "temp-password", "--tenant", tenant, "--email", email, "--pdf", str(tmp_path / "a")
+    )
+    again = store.run(
+        "temp-password",
+        "--tenant",
+        tenant,
+        "--invitation",
+        str(invitation_id),
+        "--pdf",
+        str(tmp_path / "b"),
+    )
+
+    assert first.exit_code == 0, first.output
+    (sheet,) = (tmp_path / "a").iterdir()
+    text = pdf_text(sheet)
+    assert "Votre mot de passe temporaire" in text and "Chloé" in text
+    lines = text.splitlines()
+    password = lines[lines.index("Mot de passe temporaire :") + 1].strip()
+    account = store.service.store.repository.get(account_uuid(email))
+    assert TempPasswordHasher().verify(account.temp_hash, password)
+    assert "Valable jusqu'au" in text and " UTC" in text
+    assert again.exit_code == 1
+    assert "temp_password_not_available" in again.stderr
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+
+
+def test_temp_password_needs_exactly_one_of_invitation_or_email(store, tenant, tmp_path):
+    result = store.run("temp-password", "--tenant", tenant, "--pdf", str(tmp_path))
+
+    assert result.exit_code == 2
+    assert "exactly one of --invitation or --email" in result.stderr
 
 
 def test_automatic_passwords_are_never_written_to_a_sheet(store, tenant, tmp_path):
@@ -203,7 +261,7 @@ def test_automatic_passwords_are_never_written_to_a_sheet(store, tenant, tmp_pat
 
     assert result.exit_code == 0, result.output
     assert "0 temporary password sheet(s) written" in result.stdout
-    assert not any((tmp_path / "out").iterdir())
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_unknown_batch_is_an_error(store):

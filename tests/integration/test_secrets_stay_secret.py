@@ -13,6 +13,7 @@ from psycopg import sql
 
 from services.invitation.eventstore import EventLog
 from shared.command_client import CommandClient
+from shared.sealed_box import RecipientKeys
 from shared.secrets import Sealer, TokenSigner
 from shared.settings import decode_secrets_key
 from tests.support import TEST_SECRETS_KEY, EventTap, invitation_service_ready, wait_for
@@ -72,6 +73,34 @@ async def test_no_temp_password_or_token_appears_in_pg_dump_messages_or_log(
     secrets = passwords + tokens
     assert len(set(passwords)) == 20
 
+    # The read side: a retrieval sealed to our key, and every query on the batch.
+    keys = RecipientKeys()
+    answers = [
+        await client.send(
+            "retrieve_temp_password",
+            {
+                "command_id": str(uuid.uuid4()),
+                "actor": "admin@example.com",
+                "tenant_id": tenant,
+                "email": "s0@example.com",
+                "recipient_public_key": keys.public_key,
+            },
+        )
+    ]
+    assert answers[0].result is not None
+    assert keys.open(answers[0].result["sealed_temp_password"]) in passwords
+    for name, fields in (
+        ("get_mass_invite_report", {"batch_id": batch.result["batch_id"]}),
+        ("list_invitations", {"page_size": 500}),
+        ("get_invitation", {"email": "s1@example.com"}),
+        ("lookup_invitation_token", {"token": tokens[0]}),
+    ):
+        query = {"command_id": str(uuid.uuid4()), "actor": "admin@example.com", **fields}
+        if name != "lookup_invitation_token":
+            query["tenant_id"] = tenant
+        answers.append(await client.send(name, query))
+        assert answers[-1].status == "accepted", answers[-1].error
+
     parts = urlsplit(database_url)
     schema = parse_qs(parts.query)["schema"][0]
     dump = subprocess.run(
@@ -100,7 +129,7 @@ async def test_no_temp_password_or_token_appears_in_pg_dump_messages_or_log(
     decoded = "\n".join(row[0] for row in states)
     assert "password_hash" in decoded  # the hash is there, the plaintext must not be
     messages = "\n".join(e.model_dump_json() for e in tap.envelopes)
-    reply_text = batch.model_dump_json()
+    reply_text = "\n".join(r.model_dump_json() for r in [batch, *answers])
     service.stop()
     service_log = service.log()
     for secret in secrets:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import timedelta
 from typing import Any
@@ -245,6 +247,50 @@ async def test_mass_invite_tells_the_administrators_its_counts_and_where_the_pas
     assert {m.kind for m in smtp.to("m1@example.com") + smtp.to("m2@example.com")} == {
         "invitation_manual"
     }
+    assert not list(passwords.message.iter_attachments())
+
+
+async def test_the_finished_mass_invite_carries_its_report_as_csv_without_passwords(
+    invitations: Invitations, smtp: SmtpSink, start_notifier: Any
+) -> None:
+    t = tenant()
+    invitations.do("configure_tenant", tenant_id=t, admin_notification_emails=["ops@acme.io"])
+    invitees = ["+plus@example.com", "=sum@example.com", "auto@example.com", "bad"]
+    reply = invitations.do(
+        "mass_invite", tenant_id=t, invitees=[{"email": e, "role": "user"} for e in invitees]
+    )
+    assert reply.result is not None
+    await start_notifier()
+    summary = await wait_for(lambda: smtp.of_kind("admin_mass_invite_completed"))
+    await wait_for(lambda: all(smtp.to(e) for e in invitees[:3]))
+
+    (attachment,) = summary[0].message.iter_attachments()
+    assert attachment.get_filename() == f"mass-invite-{reply.result['batch_id']}.csv"
+    rows = list(csv.DictReader(io.StringIO(attachment.get_content())))
+    assert [r["email"] for r in rows] == ["'+plus@example.com", "'=sum@example.com", *invitees[2:]]
+    assert [r["status"] for r in rows] == ["invited", "invited", "invited", "refused"]
+    assert rows[3]["error_code"] == "invalid_email"
+    assert all(not v.startswith(("=", "+", "-", "@")) for r in rows for v in r.values())
+    # No password: what the invitees received is nowhere in the report.
+    for invitee in invitees[:3]:
+        assert password_of(smtp.to(invitee)[0].text) not in attachment.get_content()
+
+
+async def test_an_invitation_email_without_a_password_is_recorded_as_sent(
+    invitations: Invitations, smtp: SmtpSink, commands: CommandRelay, start_notifier: Any
+) -> None:
+    t = tenant()
+    invitations.do("register_account", email="known@example.com")
+    invitation_id = invite(invitations, t, "known@example.com")["invitation_id"]
+    await start_notifier()
+    await wait_for(lambda: smtp.to("known@example.com"))
+
+    await wait_for(
+        lambda: [c for c in commands.received if c["routing_key"] == "record_invitation_email_sent"]
+    )
+    found = invitations.do("get_invitation", tenant_id=t, invitation_id=invitation_id)
+    assert found.result is not None
+    assert found.result["invitation"]["invitation_email"] == "sent"
 
 
 async def test_a_temporary_password_gone_before_sending_is_never_sent_empty(

@@ -166,14 +166,22 @@ def test_manual_password_notices_say_how_to_get_the_passwords(renderer: Renderer
         renderer, Kind.ADMIN_MANUAL_PASSWORDS_PENDING, "fr",
         count=1, batch_id=None, email="bob@x.test", temp_password_id=str(KEY),
     )  # fmt: skip
-    assert "retrieve_temp_password" in single.text and str(KEY) in single.text
+    assert "retrieve_temp_password" in single.text and "recipient_public_key" in single.text
+    assert "invitations temp-password --tenant acme --email bob@x.test --pdf DIR" in single.text
     assert single.subject == "[acme] Un mot de passe temporaire à transmettre\u00a0: bob@x.test"
+    english = render(
+        renderer, Kind.ADMIN_MANUAL_PASSWORDS_PENDING, "en",
+        count=1, batch_id=None, email="bob@x.test", temp_password_id=str(KEY),
+    )  # fmt: skip
+    assert "sealed to a key of your own" in english.text
+    assert "opens the sealed box" in english.html
 
 
 def test_mass_invite_summary_has_its_counts_and_report_command(renderer: Renderer) -> None:
     email = render(renderer, Kind.ADMIN_MASS_INVITE_COMPLETED, "en")
     assert email.subject == "[acme] Mass invite finished: 9998 invited, 2 refused"
     assert f"invitations report {KEY}" in email.text
+    assert "The report is attached" in email.text and "get_mass_invite_report" in email.html
 
 
 def test_one_administrator_recommendation_is_strong(renderer: Renderer) -> None:
@@ -259,3 +267,26 @@ def test_any_subject_survives_the_trip_through_a_mail_parser(subject: str) -> No
     parsed = email.message_from_bytes(message, policy=email.policy.default)
     assert parsed["Subject"] == subject.strip()
     assert all(len(line) <= 78 for line in message.split(b"\r\n") if b"?utf-8?" in line)
+
+
+def test_attachments_follow_the_alternatives_in_a_mixed_message(renderer: Renderer) -> None:
+    rendered = render(renderer, Kind.ADMIN_MASS_INVITE_COMPLETED, "en")
+    content = "index,email\r\n0,'=cmd()\r\n".encode("utf-8-sig")
+    raw = build_message(
+        rendered,
+        sender="n@x.test",
+        recipient="a@x.test",
+        key=KEY,
+        kind=Kind.ADMIN_MASS_INVITE_COMPLETED,
+        locale="en",
+        now=datetime(2030, 1, 7, tzinfo=UTC),
+        attachments=[("report.csv", "text/csv", content)],
+    )
+
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message.get_content_type() == "multipart/mixed"
+    body = message.get_body(("plain",))
+    assert body is not None and "The report is attached" in body.get_content()
+    (attachment,) = message.iter_attachments()
+    assert attachment.get_filename() == "report.csv"
+    assert attachment.get_payload(decode=True) == content

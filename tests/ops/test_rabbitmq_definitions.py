@@ -17,7 +17,7 @@ import aiormq
 import pytest
 
 from deploy.rabbitmq import definitions as tables
-from shared.contract import COMMANDS, INTERNAL_COMMANDS
+from shared.contract import COMMANDS, INTERNAL_COMMANDS, QUERIES
 from shared.topology import COMMANDS_EXCHANGE_NAME, EVENTS_EXCHANGE_NAME
 from tests.ops.least_privilege import DEFINITIONS, BrokerUsers, broker_users, rabbitmqctl
 from tests.support import wait_for
@@ -75,9 +75,11 @@ def test_the_internal_commands_are_the_contracts_and_retrieving_a_password_is_pu
     # The contract (Retrieving a manual temporary password) made it public.
     assert internal == INTERNAL_COMMANDS - {"retrieve_temp_password"}
     assert "retrieve_temp_password" in tables.PUBLIC_COMMANDS
+    assert QUERIES <= tables.PUBLIC_COMMANDS  # any backend may ask (contract: "Queries")
     assert tables.SERVICE_COMMANDS["notifier"] == {
         "record_temp_password_delivered",
         "record_notification_failed",
+        "record_invitation_email_sent",
     }
     assert tables.SERVICE_COMMANDS["expiry"] == {
         "expire_contractor",
@@ -105,7 +107,14 @@ def test_no_password_is_in_the_repository(loaded: dict[str, Any]) -> None:
     ("user", "commands"),
     [
         ("backend", tables.PUBLIC_COMMANDS),
-        ("notifier", {"record_temp_password_delivered", "record_notification_failed"}),
+        (
+            "notifier",
+            {
+                "record_temp_password_delivered",
+                "record_notification_failed",
+                "record_invitation_email_sent",
+            },
+        ),
         ("expiry", tables.SERVICE_COMMANDS["expiry"]),
     ],
 )

@@ -14,7 +14,8 @@ from eventsourcing.utils import get_topic
 from services.invitation.domain.invitation import Invitation
 from services.invitation.eventstore import PUBLISHED_TOPICS, event_id, to_envelope
 from services.invitation.eventstore.envelopes import _EVENT_ID_NAMESPACE as EVENT_ID_NAMESPACE
-from services.invitation.eventstore.envelopes import stored_envelope, topics_of
+from services.invitation.eventstore.envelopes import stored_envelope
+from services.invitation.eventstore.event_types import topics_of
 from shared.contract import EVENT_DATA, EventEnvelope
 from tests.histories import (
     PARIS_END,

@@ -16,7 +16,14 @@ from services.invitation.adapters.sender_policy import (
 from services.invitation.application import IncomingCommand
 from services.invitation.application.senders import SenderGate
 from services.invitation.domain.errors import DomainError
-from shared.contract import AUDIENCE, COMMANDS, INTERNAL_COMMANDS, Audience, TenantCommand
+from shared.contract import (
+    AUDIENCE,
+    COMMANDS,
+    INTERNAL_COMMANDS,
+    QUERIES,
+    Audience,
+    TenantCommand,
+)
 
 POLICY = """\
 # What each backend may send.
@@ -143,11 +150,13 @@ def test_every_command_is_public_or_internal_and_retrieval_is_public() -> None:
     assert {
         "record_temp_password_delivered",
         "record_notification_failed",
+        "record_invitation_email_sent",
         "expire_contractor",
         "lapse_invitation",
         "expire_temp_password",
         "remind_contractor_expiry",
     } == INTERNAL_COMMANDS
+    assert all(AUDIENCE[name] is Audience.PUBLIC for name in QUERIES)
 
 
 @pytest.mark.parametrize("name", ["record_temp_password_delivered", "expire_contractor"])
@@ -228,3 +237,35 @@ def test_a_refusal_is_a_reply_with_the_command_id() -> None:
     assert (
         gate.refusal(sent_by("svc", "expire_contractor", **EXAMPLES["expire_contractor"])) is None
     )
+
+
+def test_queries_and_the_retrieval_pass_the_policy_like_any_public_command() -> None:
+    policy = parse_sender_policy(
+        "senders:\n  portal:\n    commands: [list_invitations, get_invitation]\n"
+        '    tenants: ["acme-*"]\n',
+        "p.yaml",
+    )
+    gate = SenderGate({"svc"}, policy)
+    key = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="
+
+    gate.check(sent_by("portal", "list_invitations", tenant_id="acme-eu"))
+    gate.check(sent_by("portal", "get_invitation", email="a@example.com"))
+    elsewhere = refusal(gate, sent_by("portal", "list_invitations", tenant_id="globex"))
+    retrieval = refusal(
+        gate, sent_by("portal", "retrieve_temp_password", email="a@x.io", recipient_public_key=key)
+    )
+    members = refusal(gate, sent_by("portal", "list_members"))
+    assert (elsewhere.code, elsewhere.details["rule"]) == ("forbidden", "tenant_not_allowed")
+    assert (retrieval.code, retrieval.details["rule"]) == ("forbidden", "command_not_allowed")
+    assert members.code == "forbidden"
+    # Without a policy, any authenticated sender may ask; never an unauthenticated one.
+    open_gate = SenderGate({"svc"})
+    open_gate.check(sent_by("anyone", "get_mass_invite_report", batch_id=uuid4()))
+    assert refusal(open_gate, sent_by(None, "lookup_invitation_token", token="t")).code == (
+        "unauthenticated"
+    )
+    # The notifier's report of an email sent is internal.
+    report = sent_by(
+        "anyone", "record_invitation_email_sent", invitation_id=uuid4(), link_generation=1
+    )
+    assert refusal(open_gate, report).code == "forbidden"

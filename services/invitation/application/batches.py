@@ -27,6 +27,8 @@ from services.invitation.application import (
 )
 from services.invitation.application import tenants_and_accounts as tenants
 from services.invitation.application.passwords import PasswordFactory
+from services.invitation.application.queries import QueryService
+from services.invitation.application.temp_passwords import SEALED_RESULT_FIELD
 from services.invitation.application.tools import Refusal, Tools
 from services.invitation.domain.cause import Cause
 from services.invitation.domain.errors import DomainError
@@ -43,6 +45,7 @@ from services.invitation.unit_of_work import UnitOfWork
 from shared import contract as c
 from shared.contract.codes import RejectionCode
 from shared.secrets import (
+    PageTokens,
     Sealer,
     TempPasswordHasher,
     TokenSigner,
@@ -52,7 +55,6 @@ log = logging.getLogger(__name__)
 # Commands that load the account of their `email`.
 _ACCOUNT_COMMANDS = (
     c.RecordTempPasswordDelivered,
-    c.RetrieveTempPassword,
     c.ExpireTempPassword,
     c.RecordPasswordChanged,
     c.RegisterAccount,
@@ -89,6 +91,7 @@ USE_CASES: dict[type[c.Command], Callable[[Tools, UnitOfWork, Any, Cause], Any]]
     c.ExpireTempPassword: temp_passwords.expire_temp_password,
     c.RecordTempPasswordDelivered: temp_passwords.record_temp_password_delivered,
     c.RetrieveTempPassword: temp_passwords.retrieve_temp_password,
+    c.RecordInvitationEmailSent: invitations.record_invitation_email_sent,
     c.SetContractorExpiry: contractors.set_contractor_expiry,
     c.RemindContractorExpiry: contractors.remind_contractor_expiry,
     c.ExpireContractor: contractors.expire_contractor,
@@ -123,6 +126,9 @@ class InvitationService:
             sealer=Sealer(secrets_key),
             passwords=PasswordFactory(hasher or TempPasswordHasher()),
         )
+        read_model = getattr(store.recorder, "read_model", None)
+        assert read_model is not None, "use the invitation recorders"
+        self.queries = QueryService(read_model, self._tools.signer, PageTokens(secrets_key))
 
     def open_sealed(self, temp_password_id: UUID) -> str | None:
         """The sealed copy of a live temporary password, opened (None once destroyed)."""
@@ -133,7 +139,14 @@ class InvitationService:
         self.store.close()
 
     def handle(self, name: str, command: c.Command, sender: str | None = None) -> c.Reply:
-        return self.handle_batch([IncomingCommand(name, command, sender)])[0]
+        item = IncomingCommand(name, command, sender)
+        if name in c.QUERIES:
+            return self.ask(item)
+        return self.handle_batch([item])[0]
+
+    def ask(self, item: IncomingCommand) -> c.Reply:
+        """A query: read from the read model, outside any batch; records nothing."""
+        return self.queries.ask(item.command)
 
     def handle_batch(self, batch: Sequence[IncomingCommand]) -> list[c.Reply]:
         """Replies in input order. One transaction for the batch; per command on conflict."""
@@ -155,6 +168,9 @@ class InvitationService:
         self._prefetch(uow, batch)
         replies: list[c.Reply] = []
         for item in batch:
+            if item.name in c.QUERIES:  # read-only, never stored: see `ask`
+                replies.append(self.ask(item))
+                continue
             command_id = str(item.command.command_id)
             print_ = fingerprint(item)
             first = earlier.get(command_id)
@@ -162,7 +178,7 @@ class InvitationService:
                 replies.append(_replay(first, print_, command_id))
                 continue
             reply = self._decide(uow, item, now)
-            stored = StoredReply(command_id, print_, reply.model_dump_json())
+            stored = StoredReply(command_id, print_, _kept(reply).model_dump_json())
             earlier[command_id] = stored
             uow.record_reply(stored)
             replies.append(reply)
@@ -222,12 +238,12 @@ class InvitationService:
         if isinstance(command, c.AcceptInvitation):
             claim = self._tools.signer.verify(command.token)
             return None if claim is None else claim.invitation_id
-        if isinstance(command, (c.ResendInvitation, c.RevokeInvitation)):
+        if isinstance(command, (c.ResendInvitation, c.RevokeInvitation, c.RetrieveTempPassword)):
             if command.invitation_id is not None:
                 return command.invitation_id
             assert command.email is not None
             return membership_uuid(command.tenant_id, command.email.strip().lower())
-        if isinstance(command, c.LapseInvitation):
+        if isinstance(command, (c.LapseInvitation, c.RecordInvitationEmailSent)):
             return command.invitation_id
         if isinstance(
             command,
@@ -267,6 +283,13 @@ class InvitationService:
             refused = outcome.error
             return c.Reply.rejected(command_id, refused.code, refused.message, refused.details)
         return c.Reply.accepted(command_id, outcome)
+
+
+def _kept(reply: c.Reply) -> c.Reply:
+    """The reply as stored for repeats: never a sealed password (retrieve_temp_password)."""
+    if reply.result is None or reply.result.get(SEALED_RESULT_FIELD) is None:
+        return reply
+    return reply.model_copy(update={"result": {**reply.result, SEALED_RESULT_FIELD: None}})
 
 
 def _replay(first: StoredReply, print_: str, command_id: str) -> c.Reply:

@@ -305,3 +305,13 @@ def lapse_invitation(
         membership.withdraw(invitation.id, cause)
         uow.add(membership)
     return {"invitation_id": str(invitation.id), "lapsed": changed}
+
+
+def record_invitation_email_sent(
+    tools: Tools, uow: UnitOfWork, cmd: c.RecordInvitationEmailSent, cause: Cause
+) -> dict[str, Any]:
+    """The notifier's report: the current link's email (without a password) went out."""
+    invitation = find_invitation(uow, cmd.tenant_id, cmd.invitation_id, None)
+    recorded = invitation.record_email_sent(cmd.link_generation, cause)
+    uow.add(invitation)
+    return {"invitation_id": str(invitation.id), "recorded": recorded}

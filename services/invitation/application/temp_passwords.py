@@ -1,20 +1,22 @@
-"""Use cases on temporary passwords: issue, withdraw, expire, record delivery, retrieve."""
+"""Use cases on temporary passwords: issue, withdraw, expire, record delivery, retrieve
+(sealed to the caller's key)."""
 
 from __future__ import annotations
 
 from typing import Any
 from uuid import UUID, uuid4
 
-from services.invitation.application.lookups import (
-    account_of,
-)
-from services.invitation.application.tools import Tools
+from services.invitation.application.lookups import account_of, find_invitation
+from services.invitation.application.tools import Tools, iso
 from services.invitation.domain.account import Account
 from services.invitation.domain.cause import Cause
+from services.invitation.domain.errors import DomainError
 from services.invitation.domain.ids import account_uuid
 from services.invitation.domain.tenant import TenantSettings
 from services.invitation.unit_of_work import UnitOfWork
 from shared import contract as c
+from shared.contract.codes import RejectionCode
+from shared.sealed_box import SealedBoxError, parse_public_key, seal_for
 
 
 def issue_temp_password(
@@ -90,8 +92,46 @@ def record_temp_password_delivered(
 def retrieve_temp_password(
     tools: Tools, uow: UnitOfWork, cmd: c.RetrieveTempPassword, cause: Cause
 ) -> dict[str, Any]:
-    account = account_of(uow, cmd.email)
-    account.retrieve_manual(cmd.temp_password_id, cause)
+    """A manual password, once, sealed to the caller's key (rule 33); its sealed copy is
+    destroyed in the same transaction. Everything is checked, and the box made, before
+    anything changes: a refusal leaves the password retrievable."""
+    try:
+        recipient = parse_public_key(cmd.recipient_public_key)
+    except SealedBoxError as error:
+        raise DomainError(RejectionCode.INVALID_COMMAND, f"recipient_public_key: {error}") from None
+    invitation = find_invitation(uow, cmd.tenant_id, cmd.invitation_id, cmd.email)
+    account = uow.get(Account, invitation.account_id)
+    temp_password_id = None if account is None else account.temp_password_id
+    sealed = None if temp_password_id is None else uow.sealed_copy(temp_password_id)
+    if (
+        account is None
+        or temp_password_id is None
+        or account.temp_invitation_id != invitation.id
+        or account.temp_delivery != "manual"
+        or sealed is None
+    ):
+        raise DomainError(
+            RejectionCode.TEMP_PASSWORD_NOT_AVAILABLE,
+            "this invitation has no manual temporary password to retrieve: it was already "
+            "retrieved, or it expired, was replaced or withdrawn, or it was never manual",
+            {"invitation_id": str(invitation.id)},
+        )
+    try:
+        box = seal_for(recipient, tools.sealer.unseal(temp_password_id, sealed))
+    except SealedBoxError as error:
+        raise DomainError(RejectionCode.INVALID_COMMAND, f"recipient_public_key: {error}") from None
+    account.retrieve_manual(temp_password_id, cause)
     uow.add(account)
-    uow.shred(cmd.temp_password_id)
-    return {"temp_password_id": str(cmd.temp_password_id), "retrieved": True}
+    uow.shred(temp_password_id)
+    return {
+        "invitation_id": str(invitation.id),
+        "email": invitation.email,
+        SEALED_RESULT_FIELD: box,
+        "valid_until": iso(account.temp_valid_until),
+        "sealed_copy_destroyed": True,
+    }
+
+
+# The one result field never stored with the reply (batches.py): a repeat of the
+# command's id is answered without it, and nothing kept can open to the password.
+SEALED_RESULT_FIELD = "sealed_temp_password"

@@ -148,8 +148,24 @@ class Account(Aggregate):
                 "this temporary password was already retrieved, expired or replaced",
                 {"temp_password_id": str(temp_password_id)},
             )
-        self._delivered(**self._temp_fields(), delivery="manual", **self._stamp(cause))
+        self._retrieved(**self._temp_fields(), **self._stamp(cause))
 
+    @event("TempPasswordRetrieved", topic=f"{TOPIC}.TempPasswordRetrieved")
+    def _retrieved(
+        self,
+        temp_password_id: UUID,
+        invitation_id: UUID,
+        account_id: UUID,
+        email: str,
+        timestamp: datetime,
+        actor: str,
+        correlation_id: str,
+        tenant_id: str | None,
+        sender: str | None = None,
+    ) -> None:
+        self.temp_sealed = False
+
+    # Also how retrievals were recorded before `TempPasswordRetrieved` (delivery "manual").
     @event("TempPasswordDelivered", topic=f"{TOPIC}.TempPasswordDelivered")
     def _delivered(
         self,

@@ -78,6 +78,7 @@ class Invitation(Aggregate):
         self.link_generation = link_generation
         self.status = PENDING
         self.resent_at: list[datetime] = []
+        self.email_sent_generation = 0  # the last link whose email was handed over
 
     @classmethod
     def invite(
@@ -184,6 +185,34 @@ class Invitation(Aggregate):
         self.token_hash = token_hash
         self.link_generation = link_generation
         self.resent_at = [*self.resent_at, timestamp][-MAX_RESENDS_PER_HOUR:]
+
+    # -- the invitation email ------------------------------------------------------------
+
+    def record_email_sent(self, link_generation: int, cause: Cause) -> bool:
+        """The email of link `link_generation` went out (linked or manual: no password in
+        it). Only the current link's counts, once; a late report of an older one is no
+        news, and neither is a repeat."""
+        if link_generation != self.link_generation or self.email_sent_generation >= (
+            link_generation
+        ):
+            return False
+        self._email_sent(
+            invitation_id=self.id, link_generation=link_generation, **self._stamp(cause)
+        )
+        return True
+
+    @event("EmailSent", topic=f"{TOPIC}.EmailSent")
+    def _email_sent(
+        self,
+        invitation_id: UUID,
+        link_generation: int,
+        timestamp: datetime,
+        actor: str,
+        correlation_id: str,
+        tenant_id: str | None,
+        sender: str | None = None,
+    ) -> None:
+        self.email_sent_generation = link_generation
 
     # -- revoke ----------------------------------------------------------------------
 

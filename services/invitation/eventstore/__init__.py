@@ -10,7 +10,9 @@ invitation domain (stored topics, stream ids) and below the use cases.
 - `postgres.py`, `postgres_audit.py`, `sqlite.py`: one recorder per database backend,
   with its audit tables;
 - `chain.py`, `verify.py`: the hash chain and the tamper check;
-- `envelopes.py`, `event_log.py`: stored events read as the contract's envelopes.
+- `envelopes.py`, `event_log.py`: stored events read as the contract's envelopes;
+- `read_model/`: the tables queries read, kept in the same transaction as the events,
+  and rebuilt from them (`read_model/rebuild.py`).
 """
 
 from services.invitation.domain.batch import TOPIC as BATCH_TOPIC
@@ -26,16 +28,23 @@ from services.invitation.eventstore.chain import (
     link_hash,
 )
 from services.invitation.eventstore.envelopes import (
-    PUBLISHED_EVENT_TYPES,
     PUBLISHED_TOPICS,
     event_id,
     settings_json,
     to_envelope,
 )
 from services.invitation.eventstore.event_log import EventLog
+from services.invitation.eventstore.event_types import PUBLISHED_EVENT_TYPES
 from services.invitation.eventstore.postgres import (
     PostgresInvitationRecorder,
     PostgresTrackingRecorderSerialised,
+)
+from services.invitation.eventstore.read_model import (
+    BatchSummary,
+    InvitationRow,
+    MemberRow,
+    ReadModelTables,
+    ReportLine,
 )
 from services.invitation.eventstore.side_tables import (
     SealedPasswords,
@@ -58,13 +67,18 @@ __all__ = [
     "PUBLISHED_EVENT_TYPES",
     "PUBLISHED_TOPICS",
     "AuditTables",
+    "BatchSummary",
     "Checkpoint",
     "DomainError",
     "EventLog",
+    "InvitationRow",
     "InvitationStore",
+    "MemberRow",
     "PostgresInvitationRecorder",
     "PostgresTrackingRecorderSerialised",
     "Problem",
+    "ReadModelTables",
+    "ReportLine",
     "SQLiteInvitationRecorder",
     "SealedPasswords",
     "SideTables",

@@ -31,8 +31,8 @@ from services.invitation.eventstore.envelopes import (
     STORED_TRANSCODER,
     stored_envelope,
     to_envelope,
-    topics_of,
 )
+from services.invitation.eventstore.event_types import topics_of
 from services.invitation.eventstore.store import InvitationStore, store_env
 from shared.contract import EventEnvelope
 

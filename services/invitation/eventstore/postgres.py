@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import psycopg
@@ -20,12 +20,13 @@ from eventsourcing.postgres import (
     PostgresTrackingRecorder,
 )
 from eventsourcing.utils import retry
-from psycopg.sql import SQL, Identifier, Literal
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from services.invitation.eventstore.chain import (
     PreparedRows,
 )
 from services.invitation.eventstore.postgres_audit import PostgresAuditTables
+from services.invitation.eventstore.read_model import Decode, PostgresReadModel
 from services.invitation.eventstore.side_tables import SideWrites, StoredReply
 
 
@@ -79,6 +80,12 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
         # Hash chain and stream index, written with the events (eventstore/chain.py).
         self.audit = PostgresAuditTables(datastore, events_table_name)
         self.sql_create_statements.extend(self.audit.create_statements())
+        # The read model (queries), kept in the same transaction: read_model/.
+        self.read_model = PostgresReadModel(datastore, prefix, events_table_name)
+        self.sql_create_statements.extend(
+            cast("Composed", SQL(statement)) for statement in self.read_model.create_statements()
+        )
+        self.decode_state: Decode | None = None  # the store sets it if it encrypts
         events = SQL("{}.{}").format(schema, Identifier(events_table_name))
         self._copy_events = SQL(
             "COPY {} (originator_id, originator_version, topic, state, notification_id) "
@@ -111,6 +118,7 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
         positions follow commit order, in one transaction with the side tables.
         """
         audit_rows = PreparedRows.of(stored_events)  # before the transaction: see its doc
+        projected = self.read_model.prepare(stored_events, self.decode_state)  # likewise
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             self._insert_events(curs, stored_events, **kwargs)
             if not stored_events:
@@ -125,6 +133,7 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
                         (e.originator_id, e.originator_version, e.topic, e.state, position)
                     )
             self.audit.append(curs, audit_rows, ids)
+            self.read_model.apply(curs, projected, ids)
             return ids
 
     def _next_positions(self, curs: Any, count: int) -> list[int]:

@@ -23,6 +23,7 @@ from services.invitation.eventstore.chain import (
     link_hash,
     stream_row,
 )
+from services.invitation.eventstore.read_model import Decode, SQLiteReadModel
 from services.invitation.eventstore.side_tables import SideWrites, StoredReply
 
 
@@ -163,6 +164,8 @@ class SQLiteInvitationRecorder(SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         # Before super(), which builds the create statements.
         self.audit = SQLiteAuditTables(datastore, events_table_name, "invitation")
+        self.read_model = SQLiteReadModel(datastore, "invitation", events_table_name)
+        self.decode_state: Decode | None = None  # the store sets it if it encrypts
         super().__init__(datastore, events_table_name)
 
     def construct_create_table_statements(self) -> list[str]:
@@ -173,6 +176,7 @@ class SQLiteInvitationRecorder(SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {self._SEALED} (temp_password_id TEXT PRIMARY KEY, "
             "sealed BLOB NOT NULL)",
             *self.audit.create_statements(),
+            *self.read_model.create_statements(),
         ]
 
     def _insert_events(
@@ -198,6 +202,9 @@ class SQLiteInvitationRecorder(SQLiteApplicationRecorder):
                 )
         ids = super()._insert_events(c, stored_events, **kwargs)
         self.audit.append(c, stored_events, ids or [])
+        self.read_model.apply(
+            c, self.read_model.prepare(stored_events, self.decode_state), ids or []
+        )
         return ids
 
     def select_streams(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:

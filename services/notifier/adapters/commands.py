@@ -1,11 +1,12 @@
-"""Commands the notifier sends the invitation service: `record_temp_password_delivered`
-and `record_notification_failed` (both internal: only the services may send them).
+"""Commands the notifier sends the invitation service: `record_temp_password_delivered`,
+`record_invitation_email_sent` and `record_notification_failed` (internal: only the
+services may send them).
 
 Published with publisher confirms, persistent, and `mandatory` with returns raised: a
 command that no queue would receive (the invitation service never declared its queue)
 is an error here, so its row stays unreported and it is published again later. Each
-command id is derived from what it reports (the password's id, the email's key), so
-repeats are idempotent.
+command id is derived from what it reports (the password's id, the invitation's link,
+the email's key), so repeats are idempotent.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from uuid import UUID, uuid5
 import aio_pika
 
 from services.notifier.adapters.ledger import FailedEmail
-from shared.contract import Command, RecordNotificationFailed, RecordTempPasswordDelivered
+from shared.contract import (
+    Command,
+    RecordInvitationEmailSent,
+    RecordNotificationFailed,
+    RecordTempPasswordDelivered,
+)
 from shared.service import close_channel
 
 ACTOR = "service:notifier"
@@ -42,6 +48,19 @@ def failed_command(failure: FailedEmail) -> RecordNotificationFailed:
         recipient=failure.recipient,
         invitation_id=failure.invitation_id,
         reason=failure.reason[:1000] or "no reason given",
+    )
+
+
+def email_sent_command(
+    tenant_id: str, invitation_id: UUID, link_generation: int
+) -> RecordInvitationEmailSent:
+    key = f"record_invitation_email_sent:{invitation_id}:{link_generation}"
+    return RecordInvitationEmailSent(
+        command_id=uuid5(_COMMAND_NAMESPACE, key),
+        actor=ACTOR,
+        tenant_id=tenant_id,
+        invitation_id=invitation_id,
+        link_generation=link_generation,
     )
 
 
@@ -75,9 +94,14 @@ class CommandPublisher:
         return self._exchange
 
     async def record_temp_password_delivered(self, email: str, temp_password_id: UUID) -> None:
-        await self._publish(
-            "record_temp_password_delivered", delivered_command(email, temp_password_id)
-        )
+        command = delivered_command(email, temp_password_id)
+        await self._publish("record_temp_password_delivered", command)
+
+    async def record_invitation_email_sent(
+        self, tenant_id: str, invitation_id: UUID, link_generation: int
+    ) -> None:
+        command = email_sent_command(tenant_id, invitation_id, link_generation)
+        await self._publish("record_invitation_email_sent", command)
 
     async def record_notification_failed(self, failure: FailedEmail) -> None:
         await self._publish("record_notification_failed", failed_command(failure))

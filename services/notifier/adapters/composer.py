@@ -6,11 +6,13 @@ ever stored (rules 12 and 19).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from services.notifier.adapters.ledger import OutboxEmail
 from services.notifier.adapters.rendering import Renderer, build_message
+from services.notifier.adapters.report_csv import Attachment
 from services.notifier.domain.emails import delivery_address
 from shared.secrets import TokenSigner
 
@@ -30,7 +32,13 @@ class Composer:
         token = self.signer.token(row.invitation_id, row.link_generation)
         return f"{self.public_base_url.rstrip('/')}/accept?token={token}"
 
-    def compose(self, row: OutboxEmail, password: str | None, now: float) -> tuple[str, bytes]:
+    def compose(
+        self,
+        row: OutboxEmail,
+        password: str | None,
+        now: float,
+        attachments: Sequence[Attachment] = (),
+    ) -> tuple[str, bytes]:
         """(subject, message bytes). UndeliverableAddressError for a domain without IDNA."""
         rendered = self.renderer.render(
             row.kind, row.locale, row.context, link=self.link(row), password=password
@@ -44,6 +52,7 @@ class Composer:
             kind=row.kind,
             locale=row.locale,
             now=_utc(now),
+            attachments=[(a.file_name, a.content_type, a.content) for a in attachments],
         )
 
 

@@ -19,6 +19,7 @@ from uuid import UUID
 
 from services.notifier.adapters.ledger.reports import OutcomeReports
 from services.notifier.adapters.ledger.rows import (
+    UNREPORTED_INVITATION_EMAIL,
     Cursor,
     Delivery,
     Json,
@@ -141,6 +142,8 @@ class EmailLedger(OutcomeReports):
             f"CREATE INDEX IF NOT EXISTS notifier_emails_recipient ON {self.emails} (recipient)",
             f"CREATE INDEX IF NOT EXISTS notifier_emails_unreported_failures ON {self.emails} "
             "(position) WHERE status = 'failed' AND delivery_recorded = 0",
+            f"CREATE INDEX IF NOT EXISTS notifier_emails_unreported_invitations ON {self.emails} "
+            f"(position) WHERE {UNREPORTED_INVITATION_EMAIL}",
         ]
         with self.transaction() as cur:
             self._ddl_lock(cur)

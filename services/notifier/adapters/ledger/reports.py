@@ -1,6 +1,8 @@
 """What the notifier tells the invitation service back, read from and marked in the ledger.
 
 - a sent automatic-password email: `record_temp_password_delivered` (rule 13);
+- a sent invitation email without a password (linked, manual):
+  `record_invitation_email_sent` (rule 10: the invitation's state says it went out);
 - a failed email, refused for good or out of attempts: `record_notification_failed`
   (rule 35).
 
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from services.notifier.adapters.ledger.rows import Cursor
+from services.notifier.adapters.ledger.rows import UNREPORTED_INVITATION_EMAIL, Cursor
 from services.notifier.domain.delivery import FAILED, SENT
 
 
@@ -76,6 +78,20 @@ class OutcomeReports:
             )
             rows = cur.fetchall()
         return list(_failures(rows))
+
+    def unreported_invitation_emails(self, limit: int) -> list[tuple[UUID, str, UUID, int]]:
+        """(key, tenant, invitation, link generation) of sent invitation emails without a
+        password (linked, manual) not yet reported: `record_invitation_email_sent`."""
+        with self.transaction() as cur:
+            cur.execute(
+                self._sql(
+                    "SELECT message_key, tenant_id, invitation_id, link_generation FROM "
+                    f"{self.emails} WHERE {UNREPORTED_INVITATION_EMAIL} ORDER BY position LIMIT %s"
+                ),
+                (limit,),
+            )
+            rows = cur.fetchall()
+        return [(UUID(str(r[0])), r[1], UUID(str(r[2])), int(r[3])) for r in rows]
 
     def mark_delivery_recorded(self, keys: Sequence[UUID]) -> None:
         """These rows' outcomes were told: a delivered password, or a failure."""

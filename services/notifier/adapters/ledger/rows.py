@@ -85,6 +85,13 @@ class PlanStep:
 # Reads the planning state of the given keys (those found) inside a planning transaction.
 StateLoader = Callable[[Iterable[str]], dict[str, Json]]
 
+# Sent invitation emails that carry no password, still to report (the partial index and
+# its query say it identically, so that PostgreSQL and SQLite use the index).
+UNREPORTED_INVITATION_EMAIL = (
+    "status = 'sent' AND delivery_recorded = 0 AND temp_password_id IS NULL "
+    "AND invitation_id IS NOT NULL AND kind IN ('invitation_linked', 'invitation_manual')"
+)
+
 # The columns of `outbox_email`, in its order.
 EMAIL_COLUMNS = (
     "message_key, event_id, position, kind, recipient, locale, tenant_id, context, "
