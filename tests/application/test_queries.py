@@ -292,3 +292,45 @@ def test_the_invitation_email_and_password_states_follow_the_events(
     admin.clock.advance(8 * DAY)
     admin.ok("expire_temp_password", email=manual, temp_password_id=admin.temp_password_id(manual))
     assert state(manual_id) == ("sent", "expired")
+
+
+def test_a_removed_member_and_a_changed_role_show_in_list_members(
+    admin: Admin, new_email: NewEmail
+) -> None:
+    first, moved, gone = new_email("first"), new_email("moved"), new_email("gone")
+    for email, role in ((first, "administrator"), (moved, "user"), (gone, "user")):
+        invited = admin.invite(email, role)
+        assert admin.accept(invited["invitation_id"], email).status == "accepted"
+
+    admin.ok("change_role", email=moved, role="administrator")
+    admin.ok("remove_member", email=gone, reason="left")
+
+    members = {m["email"]: m for m in admin.ok("list_members")["members"]}
+    assert (members[moved]["role"], members[moved]["status"]) == ("administrator", "active")
+    assert members[gone]["status"] == "removed"
+    removed = admin.ok("list_members", status=["removed"])["members"]
+    assert [m["email"] for m in removed] == [gone]
+    administrators = admin.ok("list_members", role="administrator", status=["active"])
+    assert {m["email"] for m in administrators["members"]} == {first, moved}
+
+
+def test_an_invitation_whose_email_bounced_reads_failed_until_it_is_resent(
+    admin: Admin, new_email: NewEmail
+) -> None:
+    email = new_email()
+    invited = admin.invite(email)
+    admin.ok(
+        "record_notification_failed",
+        message_key=str(uuid4()),
+        kind="invitation_automatic",
+        recipient=email,
+        invitation_id=invited["invitation_id"],
+        reason="550 5.1.1 mailbox unknown",
+        actor="service:notifier",
+    )
+
+    found = admin.ok("get_invitation", invitation_id=invited["invitation_id"])["invitation"]
+    assert found["invitation_email"] == "failed"
+    admin.ok("resend_invitation", invitation_id=invited["invitation_id"])
+    found = admin.ok("get_invitation", invitation_id=invited["invitation_id"])["invitation"]
+    assert found["invitation_email"] == "pending"

@@ -54,6 +54,16 @@ def _history(admin: Admin, new_email: NewEmail) -> None:
     admin.ok("revoke_invitation", invitation_id=eve["invitation_id"], reason="left")
     admin.ok("record_password_changed", email=people["fay"])  # before any use of hers
     admin.accept(gus["invitation_id"], people["gus"])
+    admin.ok("change_role", email=people["gus"], role="administrator")
+    admin.ok("remove_member", email=people["gus"], reason="left")
+    admin.ok(
+        "record_notification_failed",
+        message_key="4b0f6a3e-2f76-4c55-9a0a-2a3c1e0b7d11",
+        kind="invitation_automatic",
+        recipient=people["fay"],
+        invitation_id=fay["invitation_id"],
+        reason="550 5.1.1 mailbox unknown",
+    )
     admin.clock.advance(8 * DAY)
     admin.ok("expire_contractor", email=people["ben"])
     admin.ok("lapse_invitation", invitation_id=fay["invitation_id"])

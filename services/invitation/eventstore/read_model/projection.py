@@ -1,12 +1,9 @@
 """The read model's fold: stored events in, rows out. Pure: no I/O, no clock.
 
-One fold serves both ways the read model is kept (rule 28):
-
-- live, inside the insert transaction of every save (the recorders): the rows the
-  saved events touch are loaded, the events folded into them, the changed rows written
-  back, all under the events table's lock;
-- from scratch (`invitations replay read-model`, rebuild.py): every stored event folded
-  into empty rows, all written at once.
+One fold serves both ways the read model is kept (rule 28): live, in the insert
+transaction of every save (the recorders load the rows the saved events touch, fold the
+events into them and write the changed rows back, under the events table's lock), and
+from scratch (`invitations replay read-model`, rebuild.py: every event into empty rows).
 
 Events come as `(position, topic, fields, originator_id)`, `fields` being the stored JSON
 state as stored (envelopes.parse_state) or a domain event's attributes: the value helpers
@@ -15,7 +12,8 @@ read both forms. Only the topics in `PROJECTED_TOPICS` matter here.
 `invitation_email` (pending / sent / failed) is taken from the events that say an
 invitation email was handed to the mail server: `TempPasswordDelivered` (automatic: the
 email carries the password) and `InvitationEmailSent` (linked or manual: reported by the
-notifier). A resend sets it back to pending: a new email, with a new link, is on its way.
+notifier), or that it failed (`NotificationFailed` of an invitation email). A resend sets
+it back to pending: a new email, with a new link, is on its way.
 """
 
 from __future__ import annotations
@@ -36,6 +34,7 @@ _INV, _ACC, _MEM, _BATCH = (
     "invitations:MassInvite.",
 )
 AWAITING = ("awaiting_delivery", "awaiting_retrieval")
+NOTIFICATION_FAILED = "invitations:NotificationFailure.Recorded"
 
 
 @dataclass(slots=True)
@@ -330,7 +329,24 @@ def _contractor_expired(fold: Fold, position: int, e: Mapping[str, Any], origin:
         row.status = "expired"
 
 
-# The members work (remove_member, change_role) adds its events here.
+def _member_removed(fold: Fold, position: int, e: Mapping[str, Any], origin: UUID) -> None:
+    row = fold.member(origin)
+    if row is not None:
+        row.status = "removed"
+
+
+def _role_changed(fold: Fold, position: int, e: Mapping[str, Any], origin: UUID) -> None:
+    row = fold.member(origin)
+    if row is not None:
+        row.role, row.access_expires_at = e["role"], _opt_moment(e["access_expires_at"])
+
+
+def _notification_failed(fold: Fold, position: int, e: Mapping[str, Any], origin: UUID) -> None:
+    # Only the invitation's own email: the failure of another email changes no row.
+    invitation_id = _opt_uuid(e.get("invitation_id"))
+    row = None if invitation_id is None else fold.invitation(invitation_id)
+    if row is not None and str(e["kind"]).startswith("invitation_"):
+        row.invitation_email = "failed"
 
 
 # -- mass invites --------------------------------------------------------------------------
@@ -370,6 +386,9 @@ _HANDLERS: dict[str, _Handler] = {
     _MEM + "Activated": _activated,
     _MEM + "ContractorExpiryChanged": _contractor_expiry_changed,
     _MEM + "ContractorExpired": _contractor_expired,
+    _MEM + "Removed": _member_removed,
+    _MEM + "RoleChanged": _role_changed,
+    NOTIFICATION_FAILED: _notification_failed,
     _BATCH + "Completed": _batch_completed,
 }
 

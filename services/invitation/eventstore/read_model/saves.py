@@ -30,6 +30,7 @@ from services.invitation.eventstore.read_model.projection import (
     CREATING,
     INVITATION,
     MEMBERSHIP,
+    NOTIFICATION_FAILED,
     PASSWORD_CHANGED,
     Fold,
 )
@@ -66,6 +67,9 @@ def _target(topic: str, fields: Mapping[str, Any], origin: UUID) -> tuple[str, U
         return "invitation", field_uuid(fields["invitation_id"])
     if topic.startswith(MEMBERSHIP):
         return "member", origin
+    if topic == NOTIFICATION_FAILED:  # an email of an invitation, or of nothing to show
+        invitation_id = fields.get("invitation_id")
+        return None if invitation_id is None else ("invitation", field_uuid(invitation_id))
     return None
 
 
