@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from services.invitation.application import IncomingCommand
+from shared.sealed_box import RecipientKeys
 
 from .console import Admin, NewEmail
 
@@ -220,7 +221,7 @@ def test_a_contractor_whose_access_ends_loses_the_unused_temporary_password(
     ]
     assert not admin.is_sealed(temp_password_id)
     reply = admin.send(
-        "retrieve_temp_password", email=email, temp_password_id=temp_password_id, actor=EXPIRY
+        "retrieve_temp_password", email=email, recipient_public_key=RecipientKeys().public_key
     )
     assert reply.error is not None
     assert reply.error.code == "temp_password_not_available"
