@@ -236,7 +236,7 @@ def test_one_invites_manual_password_is_a_sheet_in_the_invitees_language(store, 
     text = pdf_text(sheet)
     assert "Votre mot de passe temporaire" in text and "Chloé" in text
     lines = text.splitlines()
-    password = lines[lines.index("Mot de passe temporaire :") + 1].strip()
+    password = lines[lines.index("Mot de passe temporaire\u00a0:") + 1].strip()
     account = store.service.store.repository.get(account_uuid(email))
     assert TempPasswordHasher().verify(account.temp_hash, password)
     assert "Valable jusqu'au" in text and " UTC" in text

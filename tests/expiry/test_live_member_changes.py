@@ -19,6 +19,7 @@ import pytest
 from services.invitation.eventstore import EventLog
 from shared.command_client import CommandClient
 from shared.contract import EventEnvelope
+from shared.sealed_box import RecipientKeys
 from shared.secrets import TokenSigner
 from shared.settings import decode_secrets_key
 from tests.support import (
@@ -127,8 +128,9 @@ async def test_a_contractor_whose_access_ends_loses_the_unused_temporary_passwor
         {
             "command_id": str(uuid.uuid4()),
             "actor": "operator:test",
+            "tenant_id": tenant,
             "email": email,
-            "temp_password_id": issued.data["temp_password_id"],
+            "recipient_public_key": RecipientKeys().public_key,
         },
         within=10,
     )
