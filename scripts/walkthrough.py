@@ -403,11 +403,12 @@ async def scenario(client: CommandClient, tenant: str) -> tuple[datetime, str | 
 
 def print_events(envelopes: list[Any]) -> None:
     console.rule("Events seen on invitations.events")
-    table = Table("pos", "event", "actor", "sender")
-    table.add_column("data", no_wrap=True, overflow="ellipsis")
+    table = Table("pos", "event", "actor", "sender", "data")
     for e in sorted(envelopes, key=lambda e: e.position):
         data = {k: v for k, v in e.data.items() if k not in ("settings",) and v is not None}
         text = ", ".join(f"{k}={v}" for k, v in data.items())
+        # Cut here, not by the table: a column that may not wrap takes the others' width.
+        text = text if len(text) <= 70 else text[:69] + "…"
         table.add_row(
             str(e.position),
             e.event_type,
