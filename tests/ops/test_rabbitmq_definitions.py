@@ -255,28 +255,26 @@ async def test_a_backend_publishing_an_internal_command_is_refused_by_the_broker
 
 
 @pytest.mark.integration
-async def test_the_notifier_may_report_a_delivery_but_not_expire_a_contractor(
-    users: BrokerUsers, commands_queue: aio_pika.abc.AbstractQueue
+@pytest.mark.parametrize(
+    ("user", "own", "others"),
+    [
+        ("notifier", "record_temp_password_delivered", ("expire_contractor", "invite_user")),
+        ("expiry", "expire_contractor", ("record_temp_password_delivered", "configure_tenant")),
+    ],
+)
+async def test_a_service_user_may_send_its_own_commands_and_nothing_else(
+    users: BrokerUsers,
+    commands_queue: aio_pika.abc.AbstractQueue,
+    user: str,
+    own: str,
+    others: tuple[str, ...],
 ) -> None:
-    await publish_command(users, "notifier", "record_temp_password_delivered")
-    assert (await next_message(commands_queue)).user_id == users.name("notifier")
+    await publish_command(users, user, own)
+    assert (await next_message(commands_queue)).user_id == users.name(user)
 
-    for command in ("expire_contractor", "invite_user"):
+    for command in others:
         with pytest.raises(aiormq.exceptions.ChannelAccessRefused, match=topic_refused(command)):
-            await publish_command(users, "notifier", command)
-    assert await commands_queue.get(fail=False) is None
-
-
-@pytest.mark.integration
-async def test_the_expiry_service_may_send_its_commands_and_nothing_else(
-    users: BrokerUsers, commands_queue: aio_pika.abc.AbstractQueue
-) -> None:
-    await publish_command(users, "expiry", "expire_contractor")
-    assert (await next_message(commands_queue)).user_id == users.name("expiry")
-
-    for command in ("record_temp_password_delivered", "configure_tenant"):
-        with pytest.raises(aiormq.exceptions.ChannelAccessRefused, match=topic_refused(command)):
-            await publish_command(users, "expiry", command)
+            await publish_command(users, user, command)
     assert await commands_queue.get(fail=False) is None
 
 

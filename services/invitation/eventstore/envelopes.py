@@ -151,6 +151,16 @@ def _member_fields(e: _Fields) -> dict[str, Any]:
     return {"account_id": _text(e["account_id"]), "email": e["email"], "role": e["role"]}
 
 
+def _contractor_fields(e: _Fields, **more: Any) -> dict[str, Any]:
+    """What every contractor event says: whose access, until when; plus its own fields."""
+    return {
+        "account_id": _text(e["account_id"]),
+        "email": e["email"],
+        "access_expires_at": _iso(e["access_expires_at"]),
+        **more,
+    }
+
+
 _MAPPERS: dict[str, _Mapper] = {
     "invitations:Tenant.Configured": _tenant_configured,
     "invitations:Account.Created": _account_created,
@@ -199,30 +209,15 @@ _MAPPERS: dict[str, _Mapper] = {
     ),
     "invitations:Membership.ContractorExpiryChanged": lambda e: (
         "ContractorExpiryChanged",
-        {
-            "account_id": _text(e["account_id"]),
-            "email": e["email"],
-            "access_expires_at": _iso(e["access_expires_at"]),
-            "previous_access_expires_at": _iso(e["previous_access_expires_at"]),
-        },
+        _contractor_fields(e, previous_access_expires_at=_iso(e["previous_access_expires_at"])),
     ),
     "invitations:Membership.ContractorExpiryApproaching": lambda e: (
         "ContractorExpiryApproaching",
-        {
-            "account_id": _text(e["account_id"]),
-            "email": e["email"],
-            "access_expires_at": _iso(e["access_expires_at"]),
-            "offset": _dur(e["offset"]),
-        },
+        _contractor_fields(e, offset=_dur(e["offset"])),
     ),
     "invitations:Membership.ContractorExpired": lambda e: (
         "ContractorExpired",
-        {
-            "account_id": _text(e["account_id"]),
-            "email": e["email"],
-            "access_expires_at": _iso(e["access_expires_at"]),
-            "expired_at": _iso(e["expired_at"]),
-        },
+        _contractor_fields(e, expired_at=_iso(e["expired_at"])),
     ),
     "invitations:Account.TempPasswordExpired": lambda e: ("TempPasswordExpired", _temp_fields(e)),
     "invitations:Account.PasswordChanged": lambda e: (
