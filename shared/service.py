@@ -49,6 +49,7 @@ from urllib.parse import urlencode, urlsplit
 
 import psycopg
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aiormq.exceptions import AMQPError
 from faststream.rabbit import RabbitBroker
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -268,6 +269,8 @@ class Service(Generic[R]):
             channel = await connection.channel()
         except RuntimeError:  # closed between the check and the channel ("... closed")
             raise NotReadyError("connection lost; reconnecting") from None
+        except AMQPError as error:  # closed by the broker meanwhile (a deleted vhost)
+            raise NotReadyError(f"connection lost; reconnecting ({error!r})") from None
         await channel.close()
 
     async def _database_answers(self) -> object:
