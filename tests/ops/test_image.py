@@ -1,6 +1,7 @@
 """The Dockerfile builds one small, non-root image whose entry points all exist.
 
-No Docker engine runs here: the Dockerfile is read as Docker reads it (continuation
+These checks need no Docker engine (test_image_runs.py builds and runs the image where
+one answers): the Dockerfile is read as Docker reads it (continuation
 lines joined, stages split at FROM), and the one script it runs to list dependencies
 is run here against the real pyproject.toml.
 """
