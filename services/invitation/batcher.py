@@ -1,12 +1,19 @@
 """Gathers concurrently delivered commands into batches for one transaction each.
 
 Handlers `submit` and await their reply; one task runs batches in a worker thread
-(eventsourcing is synchronous). A transient database fault is retried here with the
-services' retry policy (shared/retry.py), holding the messages unacknowledged, rather
-than bouncing them off the broker: with a short cap, so the batch goes through within
-about a second of the database's return, and "waiting on the database" logged every
-few seconds meanwhile. After `retry_for` seconds the batch fails and its messages are
-nacked (requeued).
+(eventsourcing is synchronous). A mass invite is not one item of a batch but a job
+worked a slice at a time: each batch takes the commands waiting (up to `max_batch`)
+and one slice of the next mass invite in turn, round-robin over tenants and then over
+each tenant's mass invites. So a single command waits for at most the batch in
+progress, whatever mass invites are queued, and one tenant's mass invites share the
+service with another's instead of queueing it behind them. Its handler gets the mass
+invite's reply, once, when its last slice is stored.
+
+A transient database fault is retried here with the services' retry policy
+(shared/retry.py), holding the messages unacknowledged, rather than bouncing them off
+the broker: with a short cap, so the batch goes through within about a second of the
+database's return, and "waiting on the database" logged every few seconds meanwhile.
+After `retry_for` seconds the batch fails and its messages are nacked (requeued).
 """
 
 from __future__ import annotations
@@ -14,17 +21,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from eventsourcing.persistence import InterfaceError, OperationalError
 
 from services.invitation.application import IncomingCommand, InvitationService
+from services.invitation.application.mass_invites import MassInviteJob
 from shared import metrics
-from shared.contract import Reply
+from shared.contract import MassInvite, Reply
 from shared.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 _Pending = tuple[IncomingCommand, asyncio.Future[Reply]]
+_Job = tuple[MassInviteJob, asyncio.Future[Reply]]
 # A waiting batch retries about once a second; one line every few seconds says so.
 WAITING_LOG_EVERY = 3.0
 
@@ -44,7 +54,11 @@ class Batcher:
         self._on_commit = on_commit
         self._retry_for = retry_for
         self._policy = policy or RetryPolicy(max_delay=1.0)
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._queue: deque[_Pending] = deque()
+        # Mass invites being worked: per tenant, in turn (the tenant whose slice is next
+        # first), each tenant's own in turn too.
+        self._jobs: OrderedDict[str, deque[_Job]] = OrderedDict()
+        self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -58,23 +72,56 @@ class Batcher:
 
     async def submit(self, item: IncomingCommand) -> Reply:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        await self._queue.put((item, future))
+        if isinstance(item.command, MassInvite):
+            job = self._service.mass_invite_job(item)
+            self._jobs.setdefault(job.tenant_id, deque()).append((job, future))
+        else:
+            self._queue.append((item, future))
+        self._ready.set()
         return await future
+
+    def _next_job(self) -> _Job | None:
+        """The mass invite whose slice is next, turned to the back of both queues. One
+        whose handler is gone (cancelled at shutdown) is dropped: its message returns
+        to the broker, and its redelivery resumes after the slices stored."""
+        while self._jobs:
+            tenant, jobs = self._jobs.popitem(last=False)
+            pending = jobs[0]
+            jobs.rotate(-1)
+            self._jobs[tenant] = jobs
+            if not pending[1].done():
+                return pending
+            self._finish(pending)
+        return None
+
+    def _finish(self, pending: _Job) -> None:
+        job = pending[0]
+        jobs = self._jobs.get(job.tenant_id)
+        if jobs is not None and pending in jobs:
+            jobs.remove(pending)
+            if not jobs:
+                del self._jobs[job.tenant_id]
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            await self._ready.wait()
+            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+            pending = self._next_job()
+            if not batch and pending is None:
+                self._ready.clear()
+                continue
             metrics.BATCH_SIZE.observe(len(batch))
             started = time.perf_counter()
+            job = None if pending is None else pending[0]
             try:
-                replies = await self._handle_with_retry([item for item, _ in batch])
+                replies, finished = await self._handle_with_retry([i for i, _ in batch], job)
             except Exception as error:  # each submitter re-raises it: the message is nacked
-                log.exception("batch of %d failed", len(batch))
-                for _, future in batch:
+                log.exception("batch of %d failed", len(batch) + (job is not None))
+                for _, future in [*batch, *([] if pending is None else [pending])]:
                     if not future.done():
                         future.set_exception(error)
+                if pending is not None:
+                    self._finish(pending)
                 continue
             finally:
                 metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -82,13 +129,20 @@ class Batcher:
             for (_, future), reply in zip(batch, replies, strict=True):
                 if not future.done():
                     future.set_result(reply)
+            if pending is not None and finished is not None:
+                self._finish(pending)
+                if not pending[1].done():
+                    pending[1].set_result(finished)
 
-    async def _handle_with_retry(self, items: list[IncomingCommand]) -> list[Reply]:
+    async def _handle_with_retry(
+        self, items: list[IncomingCommand], job: MassInviteJob | None
+    ) -> tuple[list[Reply], Reply | None]:
+        held = len(items) + (job is not None)
         retrying = self._policy.retrying(
-            f"waiting on the database: a batch of {len(items)} command(s) is held",
+            f"waiting on the database: a batch of {held} command(s) is held",
             log,
             retry_on=(OperationalError, InterfaceError),
             give_up_after=self._retry_for,
             log_every=WAITING_LOG_EVERY,
         )
-        return await retrying.in_thread(self._service.handle_batch, items)
+        return await retrying.in_thread(self._service.work, items, job)

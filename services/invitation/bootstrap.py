@@ -86,6 +86,7 @@ def open_runtime(
                     memory_kib=settings.temp_password_hash_memory_kib,
                 )
             ),
+            mass_invite_slice=settings.mass_invite_slice,
         )
         relay = None
         if settings.relay_enabled:

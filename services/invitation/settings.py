@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from services.invitation.adapters.sender_policy import SenderPolicyError, load_sender_policy
 from shared.retry import RetrySettings
@@ -13,6 +13,9 @@ class InvitationSettings(RetrySettings):
     # How many commands may be in flight from the broker, and how many share a transaction.
     command_prefetch: int = 512
     batch_max: int = 256
+    # Rows of a mass invite decided per transaction, between other commands' batches:
+    # what a single command may wait behind (application/mass_invites.py).
+    mass_invite_slice: int = Field(default=200, ge=1)
     # A command body over this size is refused `invalid_command` and dead-lettered.
     command_max_bytes: int = 16 * 1024 * 1024
     # The relay can be switched off to run several intake-only instances (and in tests).
