@@ -77,7 +77,7 @@ def test_a_mass_invite_is_stored_slice_by_slice_and_answered_once_with_the_whole
     admin = admin_of_sliced
     command = admin.command("mass_invite", invitees=_rows(new_email))
     job = admin.service.mass_invite_job(IncomingCommand("mass_invite", command))
-    outcomes = []
+    outcomes: list[Reply | None] = []
     invited_after_each = []
     while not outcomes or outcomes[-1] is None:
         outcomes.append(admin.service.work([], job)[1])
