@@ -48,8 +48,12 @@ class Batcher:
         on_commit: Callable[[], None] = lambda: None,
         retry_for: float = 30.0,
         policy: RetryPolicy | None = None,
+        slice_rows: int = 500,
+        slice_seconds: float = 0.25,
     ) -> None:
         self._service = service
+        self._pace = SlicePace(slice_rows, slice_seconds)
+        self._sliced_last = False
         self._max_batch = max_batch
         self._on_commit = on_commit
         self._retry_for = retry_for
@@ -106,13 +110,17 @@ class Batcher:
         while True:
             await self._ready.wait()
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
-            pending = self._next_job()
+            # Commands that came in during a slice go first, on their own: they wait for
+            # at most one slice, and the mass invites still get every other batch.
+            pending = None if batch and self._sliced_last else self._next_job()
+            self._sliced_last = pending is not None
             if not batch and pending is None:
                 self._ready.clear()
                 continue
             metrics.BATCH_SIZE.observe(len(batch))
             started = time.perf_counter()
             job = None if pending is None else pending[0]
+            rows_before = 0 if job is None else job.next_row
             try:
                 replies, finished = await self._handle_with_retry([i for i, _ in batch], job)
             except Exception as error:  # each submitter re-raises it: the message is nacked
@@ -126,6 +134,8 @@ class Batcher:
             finally:
                 metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
             self._on_commit()
+            if job is not None and finished is None:
+                self._pace.observe(job.next_row - rows_before, time.perf_counter() - started)
             for (_, future), reply in zip(batch, replies, strict=True):
                 if not future.done():
                     future.set_result(reply)
@@ -145,4 +155,25 @@ class Batcher:
             give_up_after=self._retry_for,
             log_every=WAITING_LOG_EVERY,
         )
-        return await retrying.in_thread(self._service.work, items, job)
+        rows = self._pace.rows
+        return await retrying.in_thread(self._service.work, items, job, rows)
+
+
+class SlicePace:
+    """How many rows of a mass invite the next slice holds: as many as the last slices'
+    pace fits in `seconds` (what a command arriving meanwhile may wait), between `least`
+    and `most`. A row's cost varies tenfold with the machine's load (a slow hash on a
+    shared core), so a fixed count would be either slow under load or wasteful when
+    quiet (each transaction costs ~25 ms on its own)."""
+
+    def __init__(self, most: int, seconds: float, least: int = 10) -> None:
+        self._most, self._seconds, self._least = most, seconds, min(least, most)
+        self.rows = min(most, 100)
+        self._per_row: float | None = None
+
+    def observe(self, rows: int, elapsed: float) -> None:
+        if rows <= 0:
+            return
+        per_row = elapsed / rows
+        self._per_row = per_row if self._per_row is None else (self._per_row + per_row) / 2
+        self.rows = max(self._least, min(self._most, int(self._seconds / self._per_row)))

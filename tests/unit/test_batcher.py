@@ -26,7 +26,9 @@ class DatabaseAway:
         self.failures = failures
         self.calls = 0
 
-    def work(self, batch: Sequence[IncomingCommand], job: object) -> tuple[list[Reply], None]:
+    def work(
+        self, batch: Sequence[IncomingCommand], job: object, rows: object = None
+    ) -> tuple[list[Reply], None]:
         self.calls += 1
         if self.calls <= self.failures:
             raise OperationalError("connection refused")
@@ -78,7 +80,9 @@ async def test_an_error_that_is_not_the_databases_fails_the_batch_at_once() -> N
     class Broken:
         calls = 0
 
-        def work(self, batch: Sequence[IncomingCommand], job: object) -> list[Reply]:
+        def work(
+            self, batch: Sequence[IncomingCommand], job: object, rows: object = None
+        ) -> list[Reply]:
             Broken.calls += 1
             raise RuntimeError("a bug")
 

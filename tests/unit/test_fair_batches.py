@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from services.invitation.application import IncomingCommand
-from services.invitation.batcher import Batcher
+from services.invitation.batcher import Batcher, SlicePace
 from shared.contract import COMMANDS, Reply
 from shared.retry import RetryPolicy
 
@@ -25,6 +25,10 @@ class FakeJob:
     tenant_id: str
     slices: int
     done: int = 0
+
+    @property
+    def next_row(self) -> int:
+        return self.done
 
 
 @dataclass
@@ -43,7 +47,7 @@ class SlowStore:
         return FakeJob(command_id, tenant_id, self.slices[command_id])
 
     def work(
-        self, batch: Sequence[IncomingCommand], job: FakeJob | None
+        self, batch: Sequence[IncomingCommand], job: FakeJob | None, rows: int | None = None
     ) -> tuple[list[Reply], Reply | None]:
         self.started.set()
         time.sleep(self.pause)
@@ -94,9 +98,9 @@ async def test_a_single_invite_arriving_during_a_big_mass_invite_is_decided_in_t
         assert not big_reply.done()  # the small one did not wait for the big one
         small_id = str(small.command.command_id)
         holding = [i for i, (ids, _) in enumerate(store.calls) if small_id in ids]
-        # It shared the transaction right after the one in progress, with one slice.
+        # Decided in the transaction right after the slice in progress, on its own.
         assert holding in ([1], [2])
-        assert store.calls[holding[0]][1] == str(big.command.command_id)
+        assert store.calls[holding[0]] == ([small_id], None)
         finished = await asyncio.wait_for(big_reply, 30)
     finally:
         await batcher.stop()
@@ -124,3 +128,14 @@ async def test_slices_of_two_tenants_mass_invites_take_turns_and_each_replies_on
     assert order[8:] == ["a1", "a2", "a1", "a2"]
     assert [r.result for r in replies] == [{"slices": 4}] * 3
     assert [r.command_id for r in replies] == [ids["a1"], ids["a2"], ids["b"]]
+
+
+def test_slices_shrink_to_what_fits_in_their_time_and_grow_back_up_to_the_most() -> None:
+    pace = SlicePace(most=500, seconds=0.25)
+    pace.observe(100, 1.0)  # 10 ms a row: a loaded machine
+    assert pace.rows == 25
+    for _ in range(10):
+        pace.observe(pace.rows, pace.rows * 0.0001)  # 0.1 ms a row
+    assert pace.rows == 500
+    pace.observe(500, 500.0)  # a second a row: never below the least
+    assert pace.rows == 10

@@ -118,7 +118,7 @@ class InvitationService:
         secrets_key: bytes,
         hasher: TempPasswordHasher | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        mass_invite_slice: int = 200,
+        mass_invite_slice: int = 500,
     ) -> None:
         self.store = store
         self.mass_invite_slice = mass_invite_slice
@@ -178,24 +178,31 @@ class InvitationService:
         return MassInviteJob(item.command, item.sender, fingerprint(item))
 
     def work(
-        self, batch: Sequence[IncomingCommand], job: MassInviteJob | None
+        self,
+        batch: Sequence[IncomingCommand],
+        job: MassInviteJob | None,
+        rows: int | None = None,
     ) -> tuple[list[c.Reply], c.Reply | None]:
-        """The replies to `batch` (no mass invite in it), and one slice of `job`: its
-        reply once its last slice is stored, else None. One transaction; on conflict
-        with another writer, one per command and one for the slice."""
+        """The replies to `batch` (no mass invite in it), and one slice of `job` (`rows`
+        rows, else `mass_invite_slice`): its reply once its last slice is stored, else
+        None. One transaction; on conflict with another writer, one per command and one
+        for the slice."""
         try:
-            return self._run(batch, job)
+            return self._run(batch, job, rows)
         except (IntegrityError, psycopg.IntegrityError):
             if len(batch) + (job is not None) == 1:
                 # Lost a race with another writer on the same streams: run it again on
                 # fresh state. Its id may have been recorded by the winner meanwhile.
-                return self._run(batch, job)
+                return self._run(batch, job, rows)
             log.info("batch of %d conflicted; running its commands one by one", len(batch))
-            replies = [self._run([item], None)[0][0] for item in batch]
-            return replies, None if job is None else self._run([], job)[1]
+            replies = [self._run([item])[0][0] for item in batch]
+            return replies, None if job is None else self._run([], job, rows)[1]
 
     def _run(
-        self, batch: Sequence[IncomingCommand], job: MassInviteJob | None = None
+        self,
+        batch: Sequence[IncomingCommand],
+        job: MassInviteJob | None = None,
+        rows: int | None = None,
     ) -> tuple[list[c.Reply], c.Reply | None]:
         uow = UnitOfWork(self.store, self.side_tables)
         now = self._clock()
@@ -220,7 +227,7 @@ class InvitationService:
             earlier[command_id] = stored
             uow.record_reply(stored)
             replies.append(reply)
-        outcome = None if job is None else self._slice(uow, job, earlier, now)
+        outcome = None if job is None else self._slice(uow, job, earlier, now, rows)
         uow.commit()
         self._tools.passwords.discard_prepared()
         if isinstance(outcome, SliceRecord):
@@ -230,14 +237,19 @@ class InvitationService:
         return replies, outcome
 
     def _slice(
-        self, uow: UnitOfWork, job: MassInviteJob, earlier: dict[str, StoredReply], now: datetime
+        self,
+        uow: UnitOfWork,
+        job: MassInviteJob,
+        earlier: dict[str, StoredReply],
+        now: datetime,
+        rows: int | None,
     ) -> c.Reply | SliceRecord:
         """The next slice of `job` decided: the slice to store, or the final reply."""
         answered = mass_invites.catch_up(job, earlier, self.side_tables)
         if answered is not None:  # a repeat, a redelivery after a crash, or a reused id
             return _replay(answered, job.fingerprint, job.command_id)
         return mass_invites.decide_slice(
-            self._tools, self.side_tables, uow, job, now, self.mass_invite_slice
+            self._tools, self.side_tables, uow, job, now, rows or self.mass_invite_slice
         )
 
     def _prefetch(self, uow: UnitOfWork, batch: Sequence[IncomingCommand]) -> None:
