@@ -175,7 +175,7 @@ class InvitationService:
 
     def mass_invite_job(self, item: IncomingCommand) -> MassInviteJob:
         assert isinstance(item.command, c.MassInvite)
-        return MassInviteJob(item.command, item.sender, fingerprint(item))
+        return MassInviteJob(item.command, item.sender, lambda: fingerprint(item))
 
     def work(
         self,

@@ -148,25 +148,12 @@ def check_mass_invite_size(cmd: c.MassInvite) -> None:
         )
 
 
-def normalise_invitees(cmd: c.MassInvite) -> list[str | DomainError]:
-    """Each row's normalised email, or why it is not one: what rows of later slices need
-    to know whether an earlier row holds the same person (rule 9)."""
-    emails: list[str | DomainError] = []
-    for row in cmd.invitees:
-        try:
-            emails.append(normalise_email(row.email))
-        except DomainError as error:
-            emails.append(error)
-    return emails
-
-
-def first_rows(emails: list[str | DomainError]) -> dict[str, int]:
-    """The index of each email's first row: any later row with it is a duplicate."""
-    firsts: dict[str, int] = {}
-    for index, email in enumerate(emails):
-        if isinstance(email, str):
-            firsts.setdefault(email, index)
-    return firsts
+def invitee_email(row: c.MassInvitee) -> str | DomainError:
+    """A row's normalised email, or why it is not one."""
+    try:
+        return normalise_email(row.email)
+    except DomainError as error:
+        return error
 
 
 def mass_invite_rows(
@@ -180,6 +167,8 @@ def mass_invite_rows(
     rows_range: range,
 ) -> list[dict[str, Any]]:
     """Rows `rows_range` of a mass invite judged and applied: their rows of the report.
+    `emails`: each row's `invitee_email` (at least up to the range's end); `firsts`: each
+    email's first row (a later one is a duplicate).
 
     Each row is judged on its own (rule 9), against the state as it is now: a slice
     decided after other commands sees what they did."""

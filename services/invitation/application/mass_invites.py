@@ -20,8 +20,10 @@ with a client's: a `command_id` is a UUID.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -61,16 +63,24 @@ class SliceRecord:
 class MassInviteJob:
     """One mass invite being worked. Holds where it is (the next row, its batch id, the
     slices stored so far): only a cache of what is stored, caught up on at each slice
-    (an earlier delivery, or another instance, may have stored more)."""
+    (an earlier delivery, or another instance, may have stored more).
+
+    Built on the event loop, so it does nothing costly there: its fingerprint (a hash
+    of the whole body) and the rows' normalised emails are computed in the batch
+    thread, as the slices need them."""
 
     command: c.MassInvite
     sender: str | None
-    fingerprint: str
+    fingerprint_of: Callable[[], str]
     batch_id: UUID = field(default_factory=uuid4)
     next_row: int = 0
     starts: list[int] = field(default_factory=list)  # the first row of each stored slice
-    _emails: list[str | DomainError] | None = None
-    _firsts: dict[str, int] | None = None
+    _emails: list[str | DomainError] = field(default_factory=list)
+    _firsts: dict[str, int] = field(default_factory=dict)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return self.fingerprint_of()
 
     @property
     def command_id(self) -> str:
@@ -93,11 +103,16 @@ class MassInviteJob:
         self.starts.append(record.start)
         self.next_row = record.stop
 
-    def emails(self) -> tuple[list[str | DomainError], dict[str, int]]:
-        """Every row's normalised email and each email's first row, computed once."""
-        if self._emails is None or self._firsts is None:
-            self._emails = invitations.normalise_invitees(self.command)
-            self._firsts = invitations.first_rows(self._emails)
+    def emails(self, stop: int) -> tuple[list[str | DomainError], dict[str, int]]:
+        """The normalised email of every row before `stop`, and each email's first row:
+        normalised once each, a slice at a time (validating 10,000 addresses at once
+        would hold the batch thread for a second)."""
+        invitees = self.command.invitees
+        for index in range(len(self._emails), stop):
+            email = invitations.invitee_email(invitees[index])
+            self._emails.append(email)
+            if isinstance(email, str):
+                self._firsts.setdefault(email, index)
         return self._emails, self._firsts
 
 
@@ -129,9 +144,9 @@ def decide_slice(
     now: datetime,
     slice_rows: int,
 ) -> c.Reply | SliceRecord:
-    """Judge the next `slice_rows` rows of `job` in `uow`. Not the last slice: the slice
-    to record (recorded in `uow` too; `job` adopts it once committed). The last: the
-    report completed and the reply, recorded in `uow` as the command's first reply."""
+    """Judge the next `slice_rows` rows of `job` in `uow`: the slice to record (recorded
+    in `uow` too; `job` adopts it once committed). Once every row is decided: the report
+    completed and the reply, recorded in `uow` as the command's first reply."""
     command, command_id = job.command, job.command_id
     cause = Cause(
         actor=command.actor,
@@ -147,20 +162,21 @@ def decide_slice(
     except DomainError as error:
         reply = c.Reply.rejected(command_id, error.code, error.message, error.details)
     else:
-        stop = min(job.rows, start + max(1, slice_rows))
-        emails, firsts = job.emails()
-        rows = invitations.mass_invite_rows(
-            tools, uow, command, cause, job.batch_id, emails, firsts, range(start, stop)
-        )
-        if stop < job.rows:
+        if start < job.rows:
+            stop = min(job.rows, start + max(1, slice_rows))
+            emails, firsts = job.emails(stop)
+            rows = invitations.mass_invite_rows(
+                tools, uow, command, cause, job.batch_id, emails, firsts, range(start, stop)
+            )
             record = SliceRecord(start, stop, job.batch_id, rows)
             uow.record_reply(record.stored(command_id, job.fingerprint))
             return record
-        # The last slice: the report holds every row, those of the stored slices first.
+        # Every row is decided: the report holds them all, read back from their slices.
+        # A transaction of its own, so that it is not a slice's time on top of one.
         keys = [slice_key(command_id, s) for s in job.starts]
-        stored = tables.lookup_replies(keys) if keys else {}
-        before = [row for key in keys for row in SliceRecord.of(0, stored[key]).rows]
-        result = invitations.complete_mass_invite(uow, command, job.batch_id, before + rows, cause)
+        stored = tables.lookup_replies(keys)
+        every_row = [row for key in keys for row in SliceRecord.of(0, stored[key]).rows]
+        result = invitations.complete_mass_invite(uow, command, job.batch_id, every_row, cause)
         reply = c.Reply.accepted(command_id, result)
     uow.record_reply(StoredReply(command_id, job.fingerprint, reply.model_dump_json()))
     return reply
