@@ -65,12 +65,14 @@ async def _single_invites(
 ) -> list[float]:
     """B's open loop: publish on schedule until `until`; each reply's latency in ms."""
     latencies: list[float] = []
+    slowest: list[tuple[float, float]] = []  # (latency ms, sent at s from the start)
     pending: list[asyncio.Task[None]] = []
 
     async def follow(sent_at: float, reply: asyncio.Future[Reply]) -> None:
         answer = await asyncio.wait_for(reply, 600)
         assert answer.status == "accepted", answer.error
         latencies.append((time.perf_counter() - sent_at) * 1000)
+        slowest.append((latencies[-1], sent_at - started))
 
     started = time.perf_counter()
     sent = 0
@@ -84,6 +86,8 @@ async def _single_invites(
         pending.append(asyncio.create_task(follow(sent_at, reply)))
         sent += 1
     await asyncio.gather(*pending)
+    worst = ", ".join(f"{ms:,.0f} ms at +{at:.1f} s" for ms, at in sorted(slowest)[-5:])
+    print(f"  B's five slowest replies: {worst}", flush=True)
     return latencies
 
 
@@ -103,13 +107,16 @@ async def run(scale: Scale) -> dict[str, float]:
         started = time.perf_counter()
         replies = [await client.publish_raw("mass_invite", body) for body in bodies]
         singles = asyncio.create_task(_single_invites(client, tenant_b, tag, all_done))
+        done_at = []
         for reply in replies:
             assert reply is not None
             answer = await asyncio.wait_for(reply, scale.seconds(900, 120))
             assert answer.status == "accepted", answer.error
             assert answer.result is not None
             assert answer.result["invited"] == rows, answer.result["refused"]
+            done_at.append(f"+{time.perf_counter() - started:.1f} s")
         mass_done = time.perf_counter() - started
+        print(f"  A's mass invites answered at {', '.join(done_at)}", flush=True)
         all_done.set()
         latencies = await singles
         peak = memory_mb(pid, "VmHWM")
