@@ -23,6 +23,7 @@ SUITES = (
     "throughput",
     "latency",
     "mass_invite",
+    "fairness",
     "expiry",
     "deadlines",
     "scale",

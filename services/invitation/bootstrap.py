@@ -86,6 +86,7 @@ def open_runtime(
                     memory_kib=settings.temp_password_hash_memory_kib,
                 )
             ),
+            mass_invite_slice=settings.mass_invite_slice,
         )
         relay = None
         if settings.relay_enabled:
@@ -102,6 +103,8 @@ def open_runtime(
             max_batch=settings.batch_max,
             on_commit=relay.wake if relay is not None else lambda: None,
             policy=settings.wait_policy,
+            slice_rows=settings.mass_invite_slice,
+            slice_seconds=settings.mass_invite_slice_seconds,
         )
     except BaseException:
         store.close()

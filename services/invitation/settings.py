@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from services.invitation.adapters.sender_policy import SenderPolicyError, load_sender_policy
 from shared.retry import RetrySettings
@@ -13,6 +13,12 @@ class InvitationSettings(RetrySettings):
     # How many commands may be in flight from the broker, and how many share a transaction.
     command_prefetch: int = 512
     batch_max: int = 256
+    # A mass invite is decided a slice of rows per transaction, between other commands'
+    # batches (batcher.py): as many rows as fit in `mass_invite_slice_seconds` at the
+    # pace of the last slices (what a single command may wait behind), at most
+    # `mass_invite_slice`.
+    mass_invite_slice: int = Field(default=500, ge=1)
+    mass_invite_slice_seconds: float = Field(default=0.25, gt=0)
     # A command body over this size is refused `invalid_command` and dead-lettered.
     command_max_bytes: int = 16 * 1024 * 1024
     # The relay can be switched off to run several intake-only instances (and in tests).

@@ -26,11 +26,13 @@ class DatabaseAway:
         self.failures = failures
         self.calls = 0
 
-    def handle_batch(self, batch: Sequence[IncomingCommand]) -> list[Reply]:
+    def work(
+        self, batch: Sequence[IncomingCommand], job: object, rows: object = None
+    ) -> tuple[list[Reply], None]:
         self.calls += 1
         if self.calls <= self.failures:
             raise OperationalError("connection refused")
-        return [Reply.accepted(None, {"n": i}) for i, _ in enumerate(batch)]
+        return [Reply.accepted(None, {"n": i}) for i, _ in enumerate(batch)], None
 
 
 def command() -> IncomingCommand:
@@ -78,7 +80,9 @@ async def test_an_error_that_is_not_the_databases_fails_the_batch_at_once() -> N
     class Broken:
         calls = 0
 
-        def handle_batch(self, batch: Sequence[IncomingCommand]) -> list[Reply]:
+        def work(
+            self, batch: Sequence[IncomingCommand], job: object, rows: object = None
+        ) -> list[Reply]:
             Broken.calls += 1
             raise RuntimeError("a bug")
 

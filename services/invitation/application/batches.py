@@ -2,7 +2,9 @@
 
 `InvitationService.handle_batch` runs many commands in one unit of work and one
 transaction, keeps the contract's idempotency by `command_id`, and falls back to one
-transaction per command if the batch conflicts with another writer."""
+transaction per command if the batch conflicts with another writer. A mass invite is
+worked a slice of its rows per transaction (`mass_invites.py`): `work` runs a batch of
+other commands and one slice, the batcher's unit of fairness."""
 
 from __future__ import annotations
 
@@ -21,11 +23,13 @@ from eventsourcing.persistence import IntegrityError
 from services.invitation.application import (
     contractors,
     invitations,
+    mass_invites,
     members,
     notifications,
     temp_passwords,
 )
 from services.invitation.application import tenants_and_accounts as tenants
+from services.invitation.application.mass_invites import MassInviteJob, SliceRecord
 from services.invitation.application.passwords import PasswordFactory
 from services.invitation.application.queries import QueryService
 from services.invitation.application.temp_passwords import SEALED_RESULT_FIELD
@@ -80,10 +84,10 @@ def fingerprint(item: IncomingCommand) -> str:
     return hashlib.sha256(json.dumps(signed, sort_keys=True).encode()).hexdigest()
 
 
-# The routing table: each command to its use case (get -> decide -> add).
+# The routing table: each command to its use case (get -> decide -> add). A mass invite
+# is worked in slices instead (`InvitationService.work`).
 USE_CASES: dict[type[c.Command], Callable[[Tools, UnitOfWork, Any, Cause], Any]] = {
     c.InviteUser: invitations.invite_user,
-    c.MassInvite: invitations.mass_invite,
     c.ResendInvitation: invitations.resend_invitation,
     c.RevokeInvitation: invitations.revoke_invitation,
     c.AcceptInvitation: invitations.accept_invitation,
@@ -114,8 +118,10 @@ class InvitationService:
         secrets_key: bytes,
         hasher: TempPasswordHasher | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        mass_invite_slice: int = 500,
     ) -> None:
         self.store = store
+        self.mass_invite_slice = mass_invite_slice
         side_tables = store.recorder
         assert hasattr(side_tables, "lookup_replies"), "use the invitation recorders"
         self.side_tables: SideTables = side_tables  # type: ignore[assignment]
@@ -149,21 +155,60 @@ class InvitationService:
         return self.queries.ask(item.command)
 
     def handle_batch(self, batch: Sequence[IncomingCommand]) -> list[c.Reply]:
-        """Replies in input order. One transaction for the batch; per command on conflict."""
+        """Replies in input order. One transaction for the batch; per command on conflict.
+
+        A mass invite among them is worked whole, in its place, a slice per transaction
+        (what callers in process, the tests and tools, expect of one call)."""
+        replies: list[c.Reply] = []
+        others: list[IncomingCommand] = []
+        for item in batch:
+            if not isinstance(item.command, c.MassInvite):
+                others.append(item)
+                continue
+            replies += self.work(others, None)[0] if others else []
+            others = []
+            job = self.mass_invite_job(item)
+            while (finished := self.work([], job)[1]) is None:
+                pass
+            replies.append(finished)
+        return replies + (self.work(others, None)[0] if others else [])
+
+    def mass_invite_job(self, item: IncomingCommand) -> MassInviteJob:
+        assert isinstance(item.command, c.MassInvite)
+        return MassInviteJob(item.command, item.sender, lambda: fingerprint(item))
+
+    def work(
+        self,
+        batch: Sequence[IncomingCommand],
+        job: MassInviteJob | None,
+        rows: int | None = None,
+    ) -> tuple[list[c.Reply], c.Reply | None]:
+        """The replies to `batch` (no mass invite in it), and one slice of `job` (`rows`
+        rows, else `mass_invite_slice`): its reply once its last slice is stored, else
+        None. One transaction; on conflict with another writer, one per command and one
+        for the slice."""
         try:
-            return self._run(batch)
+            return self._run(batch, job, rows)
         except (IntegrityError, psycopg.IntegrityError):
-            if len(batch) == 1:
+            if len(batch) + (job is not None) == 1:
                 # Lost a race with another writer on the same streams: run it again on
                 # fresh state. Its id may have been recorded by the winner meanwhile.
-                return self._run(batch)
+                return self._run(batch, job, rows)
             log.info("batch of %d conflicted; running its commands one by one", len(batch))
-            return [self._run([item])[0] for item in batch]
+            replies = [self._run([item])[0][0] for item in batch]
+            return replies, None if job is None else self._run([], job, rows)[1]
 
-    def _run(self, batch: Sequence[IncomingCommand]) -> list[c.Reply]:
+    def _run(
+        self,
+        batch: Sequence[IncomingCommand],
+        job: MassInviteJob | None = None,
+        rows: int | None = None,
+    ) -> tuple[list[c.Reply], c.Reply | None]:
         uow = UnitOfWork(self.store, self.side_tables)
         now = self._clock()
         ids = [str(item.command.command_id) for item in batch]
+        if job is not None:
+            ids += [job.command_id, job.next_key()]
         earlier = self.side_tables.lookup_replies(ids)
         self._prefetch(uow, batch)
         replies: list[c.Reply] = []
@@ -182,9 +227,30 @@ class InvitationService:
             earlier[command_id] = stored
             uow.record_reply(stored)
             replies.append(reply)
+        outcome = None if job is None else self._slice(uow, job, earlier, now, rows)
         uow.commit()
         self._tools.passwords.discard_prepared()
-        return replies
+        if isinstance(outcome, SliceRecord):
+            assert job is not None
+            job.adopt(outcome)  # only once it is stored
+            return replies, None
+        return replies, outcome
+
+    def _slice(
+        self,
+        uow: UnitOfWork,
+        job: MassInviteJob,
+        earlier: dict[str, StoredReply],
+        now: datetime,
+        rows: int | None,
+    ) -> c.Reply | SliceRecord:
+        """The next slice of `job` decided: the slice to store, or the final reply."""
+        answered = mass_invites.catch_up(job, earlier, self.side_tables)
+        if answered is not None:  # a repeat, a redelivery after a crash, or a reused id
+            return _replay(answered, job.fingerprint, job.command_id)
+        return mass_invites.decide_slice(
+            self._tools, self.side_tables, uow, job, now, rows or self.mass_invite_slice
+        )
 
     def _prefetch(self, uow: UnitOfWork, batch: Sequence[IncomingCommand]) -> None:
         """Load what a batch's commands look up in two queries, not one per lookup.

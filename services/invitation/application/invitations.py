@@ -139,40 +139,57 @@ def invite_user(tools: Tools, uow: UnitOfWork, cmd: c.InviteUser, cause: Cause) 
     return apply_invite(tools, uow, plan, None, cause)
 
 
-def mass_invite(tools: Tools, uow: UnitOfWork, cmd: c.MassInvite, cause: Cause) -> dict[str, Any]:
+def check_mass_invite_size(cmd: c.MassInvite) -> None:
     if len(cmd.invitees) > MAX_BATCH:
         raise DomainError(
             RejectionCode.BATCH_TOO_LARGE,
             f"at most {MAX_BATCH} invitees per mass invite",
             {"max": MAX_BATCH, "given": len(cmd.invitees)},
         )
-    batch_id = uuid4()
-    emails: list[str | DomainError] = []
-    for row in cmd.invitees:
-        try:
-            emails.append(normalise_email(row.email))
-        except DomainError as error:
-            emails.append(error)
-    valid = [e for e in emails if isinstance(e, str)]
+
+
+def invitee_email(row: c.MassInvitee) -> str | DomainError:
+    """A row's normalised email, or why it is not one."""
+    try:
+        return normalise_email(row.email)
+    except DomainError as error:
+        return error
+
+
+def mass_invite_rows(
+    tools: Tools,
+    uow: UnitOfWork,
+    cmd: c.MassInvite,
+    cause: Cause,
+    batch_id: UUID,
+    emails: list[str | DomainError],
+    firsts: dict[str, int],
+    rows_range: range,
+) -> list[dict[str, Any]]:
+    """Rows `rows_range` of a mass invite judged and applied: their rows of the report.
+    `emails`: each row's `invitee_email` (at least up to the range's end); `firsts`: each
+    email's first row (a later one is a duplicate).
+
+    Each row is judged on its own (rule 9), against the state as it is now: a slice
+    decided after other commands sees what they did."""
+    valid = [e for e in (emails[i] for i in rows_range) if isinstance(e, str)]
     uow.prefetch(
         [tenant_id_to_uuid(cmd.tenant_id)]
         + [membership_uuid(cmd.tenant_id, e) for e in valid]
         + [account_uuid(e) for e in valid]
     )
     settings = settings_of(uow, cmd.tenant_id)  # one tenant: read its settings once
-    seen: set[str] = set()
     planned: list[tuple[int, InvitePlan]] = []
     rows: dict[int, dict[str, Any]] = {}
-    for index, row in enumerate(cmd.invitees):
-        email = emails[index]
+    for index in rows_range:
+        row, email = cmd.invitees[index], emails[index]
         try:
             if isinstance(email, DomainError):
                 raise email
-            if email in seen:
+            if firsts[email] < index:
                 raise DomainError(
                     RejectionCode.DUPLICATE_IN_BATCH, "this email is earlier in the batch"
                 )
-            seen.add(email)
             plan = plan_invite(
                 uow, cmd.tenant_id, row, cmd.temp_password_delivery, cause.at, email, settings
             )
@@ -202,14 +219,24 @@ def mass_invite(tools: Tools, uow: UnitOfWork, cmd: c.MassInvite, cause: Cause) 
             "outcome": result["outcome"],
             "temp_password_delivery": result["temp_password_delivery"],
         }
-    ordered = [rows[i] for i in range(len(cmd.invitees))]
-    batch = MassInvite.complete(batch_id, ordered, cmd.temp_password_delivery, cause)
+    return [rows[i] for i in rows_range]
+
+
+def complete_mass_invite(
+    uow: UnitOfWork,
+    cmd: c.MassInvite,
+    batch_id: UUID,
+    rows: list[dict[str, Any]],
+    cause: Cause,
+) -> dict[str, Any]:
+    """The report (rule 10), once every row is decided: the `mass_invite` result."""
+    batch = MassInvite.complete(batch_id, rows, cmd.temp_password_delivery, cause)
     uow.add(batch)
     return {
         "batch_id": str(batch_id),
         "invited": batch.invited,
         "refused": batch.refused,
-        "rows": ordered,
+        "rows": rows,
     }
 
 

@@ -10,6 +10,7 @@ acked: a bad message never blocks the queue. A command refused for its sender
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -44,6 +45,8 @@ class Malformed:
     details: dict[str, Any]
 
 
+# Bodies larger than this are parsed in a worker thread (see `on_command`).
+_PARSE_IN_THREAD_BYTES = 64 * 1024
 # A refusal lists at most this many validation problems (a deeply nested body can have
 # thousands, each with a long location).
 _MAX_PROBLEMS = 20
@@ -149,7 +152,16 @@ def register_intake(
         routing_key = message.raw_message.routing_key or ""
         # RabbitMQ checked it against the connection's login: the proof of the sender.
         sender = message.raw_message.user_id or None
-        parsed = parse_command(routing_key, message.body, sender, max_bytes=max_bytes)
+        body = message.body
+        if len(body) > _PARSE_IN_THREAD_BYTES:
+            # A mass invite (~1 MB for 10,000 rows) takes a tenth of a second or more to
+            # decode and validate: not on the event loop, where every other command's
+            # intake and reply waits.
+            parsed = await asyncio.to_thread(
+                parse_command, routing_key, body, sender, max_bytes=max_bytes
+            )
+        else:
+            parsed = parse_command(routing_key, body, sender, max_bytes=max_bytes)
         if isinstance(parsed, Malformed):
             log.warning(
                 "dead-lettered %s: %s",
