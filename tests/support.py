@@ -251,3 +251,15 @@ class EventTap:
 
     def for_invitation(self, invitation_id: str) -> list[EventEnvelope]:
         return [e for e in self.envelopes if e.data.get("invitation_id") == invitation_id]
+
+
+# What prometheus_client's default registry holds in every process: its collectors.
+PROCESS_METRIC_PREFIXES = ("process_", "python_")
+
+
+def foreign_metrics(exposition: str, prefix: str) -> list[str]:
+    """The metric families in a /metrics text that are neither the service's (`prefix`)
+    nor the process collectors' (one `# TYPE` line per family)."""
+    names = [line.split()[2] for line in exposition.splitlines() if line.startswith("# TYPE ")]
+    assert names, "no metric at all"
+    return [n for n in names if not n.startswith((prefix, *PROCESS_METRIC_PREFIXES))]

@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 from eventsourcing.persistence import InterfaceError, OperationalError
 
+from services.invitation import metrics
 from services.invitation.application import IncomingCommand, InvitationService
-from shared import metrics
 from shared.contract import Reply
 from shared.retry import RetryPolicy
 

@@ -9,8 +9,8 @@ the state and re-plans rows that already exist, which the ledger ignores.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 from uuid import UUID
 
@@ -89,6 +89,26 @@ def _nothing_stored(keys: Iterable[str]) -> dict[str, Json]:
     return {}
 
 
+# {correlation id: W3C traceparent} of the commands behind some events (EventLog's).
+TraceContexts = Callable[[Sequence[EventEnvelope]], Mapping[str, str]]
+
+
+def _stamped(
+    emails: list[PlannedEmail], envelopes: Sequence[EventEnvelope], traces: Mapping[str, str]
+) -> list[PlannedEmail]:
+    """Each email with its event's time (for the event -> email latency) and its command's
+    trace context (the parent of its send span)."""
+    by_id = {e.event_id: e for e in envelopes}
+    stamped = []
+    for email in emails:
+        event = by_id[email.event_id]
+        traceparent = None if event.correlation_id is None else traces.get(event.correlation_id)
+        stamped.append(
+            replace(email, event_at=event.occurred_at.timestamp(), traceparent=traceparent)
+        )
+    return stamped
+
+
 class Planner:
     def __init__(
         self,
@@ -97,6 +117,7 @@ class Planner:
         *,
         batch_size: int = 1000,
         resident_state: dict[str, Json | None] | None = None,
+        trace_contexts: TraceContexts | None = None,
     ):
         """`resident_state`: for a rebuild from position 0 with an emptied state (replay.py).
         The whole state is then kept in that dict between batches and never read back from
@@ -109,6 +130,7 @@ class Planner:
         self._batch_size = batch_size
         self._resident = resident_state
         self._resident_position = 0
+        self._trace_contexts = trace_contexts  # None: tracing is off, nothing to copy
 
     def plan_once(self, *, until: int | None = None, status: str = PENDING) -> PlanStep | None:
         """Plan the next batch of events (up to position `until`), or None when done.
@@ -151,6 +173,9 @@ class Planner:
                         invitation_emails.setdefault(email.invitation_id, []).append(len(planned))
                     planned.append(email)
             emails = [e for e in planned if e is not None]
+            if status == PENDING and emails:  # a rebuild's rows are history: never sent
+                traces = {} if self._trace_contexts is None else self._trace_contexts(envelopes)
+                emails = _stamped(emails, envelopes, traces)
             return PlanStep(
                 last, len(envelopes), emails, state.puts, state.deletes, status, superseded
             )

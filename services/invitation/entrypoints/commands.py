@@ -10,6 +10,7 @@ acked: a bad message never blocks the queue. A command refused for its sender
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -21,9 +22,10 @@ from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
 from pydantic import ValidationError
 
+from services.invitation import metrics
 from services.invitation.application import IncomingCommand
-from shared import metrics
 from shared.contract import COMMANDS, RejectionCode, Reply
+from shared.telemetry import current_traceparent
 from shared.topology import (
     COMMANDS_EXCHANGE,
     COMMANDS_QUEUE,
@@ -164,6 +166,9 @@ def register_intake(
             await dead_letter(message, parsed)
             reply = Reply.rejected(parsed.command_id, parsed.code, parsed.message, parsed.details)
         else:
+            # The consume span's context (FastStream's middleware; None when tracing is
+            # off), kept with the command's events for the relay and the notifier.
+            parsed = dataclasses.replace(parsed, traceparent=current_traceparent())
             refused = authorize(parsed)
             reply = refused if refused is not None else await submit(parsed)
             command = parsed.command
