@@ -226,6 +226,7 @@ class EventTap:
         self._url = amqp_url
         self.envelopes: list[EventEnvelope] = []
         self.message_ids: list[str] = []
+        self.headers: list[dict[str, Any]] = []
 
     async def __aenter__(self) -> EventTap:
         self._connection = await aio_pika.connect_robust(self._url)
@@ -245,6 +246,7 @@ class EventTap:
         async with message.process():
             self.envelopes.append(EventEnvelope.model_validate_json(message.body))
             self.message_ids.append(message.message_id or "")
+            self.headers.append(dict(message.headers or {}))
 
     def of_type(self, event_type: str) -> list[EventEnvelope]:
         return [e for e in self.envelopes if e.event_type == event_type]
