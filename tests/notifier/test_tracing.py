@@ -18,9 +18,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.invitation.bootstrap import build_service as invitation_service
@@ -33,19 +31,6 @@ from tests.notifier.conftest import SmtpSink, delete_queues
 from tests.support import ROOT, EventTap, invitation_service_ready, temporary_vhost, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def spans() -> InMemorySpanExporter:
-    """The process's tracer provider: the SDK's, exporting to memory (set once: the API
-    refuses to replace a provider)."""
-    exporter = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
 
 
 @pytest.fixture
