@@ -93,20 +93,12 @@ def _nothing_stored(keys: Iterable[str]) -> dict[str, Json]:
 TraceContexts = Callable[[Sequence[EventEnvelope]], Mapping[str, str]]
 
 
-def _stamped(
-    emails: list[PlannedEmail], envelopes: Sequence[EventEnvelope], traces: Mapping[str, str]
-) -> list[PlannedEmail]:
-    """Each email with its event's time (for the event -> email latency) and its command's
+def _stamped(email: PlannedEmail, event: EventEnvelope, traces: Mapping[str, str]) -> PlannedEmail:
+    """The email with the time of the event that made it due (for the event -> email
+    latency; an invitation email waits for its later half) and that event's command's
     trace context (the parent of its send span)."""
-    by_id = {e.event_id: e for e in envelopes}
-    stamped = []
-    for email in emails:
-        event = by_id[email.event_id]
-        traceparent = None if event.correlation_id is None else traces.get(event.correlation_id)
-        stamped.append(
-            replace(email, event_at=event.occurred_at.timestamp(), traceparent=traceparent)
-        )
-    return stamped
+    traceparent = None if event.correlation_id is None else traces.get(event.correlation_id)
+    return replace(email, event_at=event.occurred_at.timestamp(), traceparent=traceparent)
 
 
 class Planner:
@@ -154,6 +146,11 @@ class Planner:
             else:
                 state = BatchState(_nothing_stored, self._resident)
             state.preload(key for envelope in envelopes for key in keys_for(envelope))
+            # A rebuild's rows are history (never sent): nothing to stamp on them.
+            live = status == PENDING
+            traces: Mapping[str, str] = {}
+            if live and self._trace_contexts is not None and envelopes:
+                traces = self._trace_contexts(envelopes)
             planned: list[PlannedEmail | None] = []
             # Where each invitation's invitation emails sit in `planned`: dropping them is
             # then linear in the batch, not batch x resends (a replay reads 5,000 a page).
@@ -169,13 +166,12 @@ class Planner:
                     for index in invitation_emails.pop(stale, ()):
                         planned[index] = None
                 for email in plan(state, envelope):
+                    if live:
+                        email = _stamped(email, envelope, traces)
                     if email.kind in INVITATION_KINDS and email.invitation_id is not None:
                         invitation_emails.setdefault(email.invitation_id, []).append(len(planned))
                     planned.append(email)
             emails = [e for e in planned if e is not None]
-            if status == PENDING and emails:  # a rebuild's rows are history: never sent
-                traces = {} if self._trace_contexts is None else self._trace_contexts(envelopes)
-                emails = _stamped(emails, envelopes, traces)
             return PlanStep(
                 last, len(envelopes), emails, state.puts, state.deletes, status, superseded
             )
