@@ -168,7 +168,9 @@ def register_intake(
         else:
             # The consume span's context (FastStream's middleware; None when tracing is
             # off), kept with the command's events for the relay and the notifier.
-            parsed = dataclasses.replace(parsed, traceparent=current_traceparent())
+            traceparent = current_traceparent()
+            if traceparent is not None:
+                parsed = dataclasses.replace(parsed, traceparent=traceparent)
             refused = authorize(parsed)
             reply = refused if refused is not None else await submit(parsed)
             command = parsed.command
