@@ -178,7 +178,7 @@ def _scheduled(port: int) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in metrics.splitlines()
-        if line.startswith("invitations_deadlines_scheduled{")
+        if line.startswith("expiry_deadlines_scheduled{")
     )
 
 

@@ -3,8 +3,8 @@
 - `/healthz` (liveness): 200 while the event loop answers at all.
 - `/readyz` (readiness): 200 when every named check passes, else 503; the JSON body
   says which check failed and why. Checks run concurrently, each bounded in time.
-- `/metrics`: prometheus_client's default registry (shared/metrics.py and the process
-  collectors), plus any registry of the service's own, in the format the scraper asks for.
+- `/metrics`: prometheus_client's default registry (its process collectors), plus the
+  service's own registry (services/<name>/metrics.py), in the format the scraper asks for.
 
 A tiny server on `asyncio.start_server` (three GET routes need no framework, and the
 services ship no ASGI server). Port 0 turns it off. `ops = await start_ops_http(port,

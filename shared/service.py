@@ -57,6 +57,7 @@ from shared.database import postgres_conninfo
 from shared.event_loop import run
 from shared.ops_http import Check, NotReadyError, OpsServer, start_ops_http
 from shared.retry import RetrySettings, describe
+from shared.telemetry import install_tracing
 
 __all__ = ["Runtime", "Service", "close_channel", "database_answers", "serve", "service_broker"]
 
@@ -166,6 +167,7 @@ class Service(Generic[R]):
         self._waiting_for = "starting"
         self._stop_requested = asyncio.Event()
         self.ops: OpsServer | None = None
+        self._tracer_provider: Any = None
 
     @property
     def runtime(self) -> R | None:
@@ -180,6 +182,8 @@ class Service(Generic[R]):
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
+        # Off (nothing installed) unless OTEL_EXPORTER_OTLP_ENDPOINT is set (shared/telemetry.py).
+        self._tracer_provider = install_tracing(self.name)
         self.ops = await start_ops_http(
             self._settings.http_port,
             checks=self._checks(),
@@ -309,6 +313,10 @@ class Service(Generic[R]):
             await self._bounded("closing the database", asyncio.to_thread(runtime.close), deadline)
         if self.ops is not None:
             await self.ops.stop()
+        if self._tracer_provider is not None:  # flushes the last spans (bounded by the SDK)
+            await self._bounded(
+                "flushing the traces", asyncio.to_thread(self._tracer_provider.shutdown), deadline
+            )
         log.info("%s stopped", self.name)
 
     async def _bounded(self, what: str, step: Awaitable[object], deadline: float) -> None:

@@ -161,3 +161,22 @@ def amqp_url() -> Iterator[str]:
 async def client(amqp_url: str) -> AsyncIterator[CommandClient]:
     async with CommandClient(amqp_url) as command_client:
         yield command_client
+
+
+@pytest.fixture(scope="session")
+def spans() -> Any:
+    """The SDK's tracer provider for this process, exporting to memory (an
+    `InMemorySpanExporter`): installed once, as the API refuses to replace a provider.
+    Only the tests that ask for it install it; the others run with tracing off."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter

@@ -226,6 +226,7 @@ class EventTap:
         self._url = amqp_url
         self.envelopes: list[EventEnvelope] = []
         self.message_ids: list[str] = []
+        self.headers: list[dict[str, Any]] = []
 
     async def __aenter__(self) -> EventTap:
         self._connection = await aio_pika.connect_robust(self._url)
@@ -245,9 +246,22 @@ class EventTap:
         async with message.process():
             self.envelopes.append(EventEnvelope.model_validate_json(message.body))
             self.message_ids.append(message.message_id or "")
+            self.headers.append(dict(message.headers or {}))
 
     def of_type(self, event_type: str) -> list[EventEnvelope]:
         return [e for e in self.envelopes if e.event_type == event_type]
 
     def for_invitation(self, invitation_id: str) -> list[EventEnvelope]:
         return [e for e in self.envelopes if e.data.get("invitation_id") == invitation_id]
+
+
+# What prometheus_client's default registry holds in every process: its collectors.
+PROCESS_METRIC_PREFIXES = ("process_", "python_")
+
+
+def foreign_metrics(exposition: str, prefix: str) -> list[str]:
+    """The metric families in a /metrics text that are neither the service's (`prefix`)
+    nor the process collectors' (one `# TYPE` line per family)."""
+    names = [line.split()[2] for line in exposition.splitlines() if line.startswith("# TYPE ")]
+    assert names, "no metric at all"
+    return [n for n in names if not n.startswith((prefix, *PROCESS_METRIC_PREFIXES))]

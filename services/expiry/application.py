@@ -6,7 +6,7 @@ the runner (entrypoints/deadline_loop.py) only adds the waiting, the threads and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,11 +49,23 @@ class Expiry:
         """The last event-log position taken into account."""
         return self.timetable.position
 
-    def apply(self, envelopes: Sequence[EventEnvelope], high_water: int | None = None) -> bool:
-        """Apply a page of the log; True if any of it concerned a deadline."""
+    def apply(
+        self,
+        envelopes: Sequence[EventEnvelope],
+        high_water: int | None = None,
+        trace_contexts: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Apply a page of the log; True if any of it concerned a deadline.
+
+        `trace_contexts` ({correlation id: traceparent}, while tracing): each deadline's
+        command is then sent in the trace of the event that set it."""
         changed = False
+        dispatcher = self.dispatcher
         for envelope in envelopes:
+            if trace_contexts:
+                dispatcher.origin = trace_contexts.get(envelope.correlation_id or "")
             changed = self.timetable.apply(envelope) or changed
+        dispatcher.origin = None
         if high_water is not None:
             self.timetable.advance(high_water)
         return changed

@@ -9,18 +9,20 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from aio_pika.abc import AbstractRobustConnection
+from prometheus_client import REGISTRY
 
 from services.expiry.adapters.commands import AmqpCommandSender
 from services.expiry.application import Expiry, Timing
 from services.expiry.domain.timetable import EVENT_TYPES
 from services.expiry.entrypoints.deadline_loop import ExpiryRunner
+from services.expiry.metrics import ExpiryMetrics
 from services.expiry.settings import ExpirySettings
 from services.invitation.eventstore import EventLog
-from shared import metrics
 from shared.contract import Reply
 from shared.ops_http import NotReadyError
 from shared.senders import broker_user
 from shared.service import Service, service_broker
+from shared.telemetry import tracing_enabled
 
 
 @dataclass
@@ -51,7 +53,9 @@ class Runtime:
         self.event_log.close()
 
 
-def open_runtime(settings: ExpirySettings, connection: AbstractRobustConnection) -> Runtime:
+def open_runtime(
+    settings: ExpirySettings, metrics: ExpiryMetrics, connection: AbstractRobustConnection
+) -> Runtime:
     """Opens the event log (blocking: the skeleton calls it in a thread once PostgreSQL answers)."""
     expiry = Expiry(timing=Timing(reply_timeout=settings.expiry_reply_timeout))
     runner: ExpiryRunner | None = None
@@ -74,6 +78,8 @@ def open_runtime(settings: ExpirySettings, connection: AbstractRobustConnection)
         poll_interval=settings.expiry_poll_interval,
         max_in_flight=settings.expiry_max_in_flight,
         policy=settings.retry_policy,
+        metrics=metrics,
+        trace_contexts=event_log.trace_contexts if tracing_enabled() else None,
     )
     return Runtime(runner, sender, event_log)
 
@@ -83,6 +89,7 @@ def build_service(settings: ExpirySettings) -> Service[Runtime]:
     # The broker is the expiry service's connection; it sends with aio-pika directly
     # (adapters/commands.py: hundreds of commands in flight at once).
     broker = service_broker(settings, "expiry")
+    metrics = ExpiryMetrics()
 
     async def schedule(runtime: Runtime) -> None:
         if not runtime.runner.ready.is_set():
@@ -95,10 +102,12 @@ def build_service(settings: ExpirySettings) -> Service[Runtime]:
         "expiry",
         settings,
         broker,
-        partial(open_runtime, settings),
+        partial(open_runtime, settings, metrics),
         database=lambda runtime: asyncio.to_thread(runtime.event_log.max_position),
         checks={"schedule": schedule},
         before_scrape=[sample_deadlines],
+        # prometheus_client's default registry holds only its process collectors.
+        registries=(REGISTRY, metrics.registry),
     )
 
 

@@ -26,9 +26,9 @@ from collections.abc import Callable
 
 from eventsourcing.persistence import InterfaceError, OperationalError
 
+from services.invitation import metrics
 from services.invitation.application import IncomingCommand, InvitationService
 from services.invitation.application.mass_invites import MassInviteJob
-from shared import metrics
 from shared.contract import MassInvite, Reply
 from shared.retry import RetryPolicy
 

@@ -9,8 +9,11 @@ from functools import partial
 from aio_pika.abc import AbstractRobustConnection
 from faststream import FastStream
 from faststream.rabbit import RabbitBroker
+from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
 from faststream.specification import AsyncAPI
+from prometheus_client import REGISTRY
 
+from services.invitation import metrics
 from services.invitation.adapters.relay import OutboxRelay, tracking_recorder
 from services.invitation.adapters.relay_lease import relay_lease
 from services.invitation.adapters.sender_policy import load_sender_policy
@@ -20,11 +23,11 @@ from services.invitation.batcher import Batcher
 from services.invitation.entrypoints.commands import register_intake
 from services.invitation.eventstore import EventLog, InvitationStore, store_env
 from services.invitation.settings import InvitationSettings
-from shared import metrics
 from shared.contract import QUERIES, Reply
 from shared.ops_http import subscribers_consuming
 from shared.secrets import HashCost, TempPasswordHasher
 from shared.service import Service, service_broker
+from shared.telemetry import tracing_enabled
 from shared.topology import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, EVENTS_EXCHANGE
 
 
@@ -63,7 +66,17 @@ def build_broker(settings: InvitationSettings) -> RabbitBroker:
     # apply_types=False: no dependency injection per message. The intake takes the whole
     # message and parses it itself; FastDepends validating that one argument cost as
     # much CPU as the rest of FastStream's consume path (bench/README.md).
-    return service_broker(settings, "invitation", graceful_timeout=7.0, apply_types=False)
+    # Tracing (off unless an OTLP endpoint is configured): FastStream's own middleware
+    # makes the intake's consume span from the command's `traceparent` header, and the
+    # reply's publish span (shared/telemetry.py).
+    middlewares = (RabbitTelemetryMiddleware(),) if tracing_enabled() else ()
+    return service_broker(
+        settings,
+        "invitation",
+        graceful_timeout=7.0,
+        apply_types=False,
+        middlewares=middlewares,
+    )
 
 
 def open_runtime(
@@ -139,6 +152,8 @@ def build_service(settings: InvitationSettings) -> Service[Runtime]:
         database=lambda runtime: asyncio.to_thread(runtime.stored_position),
         checks={"consuming": lambda _: consuming()},
         before_scrape=[sample_relay_lag],
+        # prometheus_client's default registry holds only its process collectors.
+        registries=(REGISTRY, metrics.REGISTRY),
     )
 
     async def submit(item: IncomingCommand) -> Reply:

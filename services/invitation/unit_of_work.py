@@ -91,6 +91,10 @@ class UnitOfWork:
     def record_reply(self, reply: StoredReply) -> None:
         self.side.replies.append(reply)
 
+    def record_trace_context(self, command_id: str, traceparent: str) -> None:
+        """The W3C trace context of a command whose events this unit of work stores."""
+        self.side.trace_contexts[command_id] = traceparent
+
     def checkpoint(self) -> tuple[int, int]:
         """Mark the start of a command, to check later that a refusal changed nothing.
 

@@ -35,6 +35,7 @@ from shared.ops_http import NotReadyError
 from shared.secrets import TokenSigner
 from shared.senders import broker_user
 from shared.service import Service, service_broker
+from shared.telemetry import tracing_enabled
 
 
 def smtp_config(settings: NotifierSettings) -> SmtpConfig:
@@ -94,7 +95,12 @@ def build_runtime(
         on_report_due=reports.wake,
         reports=MassInviteReports(event_log.store.recorder.read_model),  # type: ignore[attr-defined]
     )
-    planner = Planner(event_log, store, batch_size=settings.notifier_plan_batch)
+    planner = Planner(
+        event_log,
+        store,
+        batch_size=settings.notifier_plan_batch,
+        trace_contexts=event_log.trace_contexts if tracing_enabled() else None,
+    )
     return NotifierRuntime(
         store,
         planner,

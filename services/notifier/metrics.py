@@ -1,8 +1,17 @@
-"""Prometheus counters of the notifier, in a registry of its own (no global state)."""
+"""Prometheus metrics of the notifier (prefix `notifier_`), in a registry of its own (no
+global state): only the notifier serves them."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from services.notifier.domain.delivery import Outcome, Sent
+
+# Seconds from the event to the SMTP server's acceptance. The README's target is p99 <=
+# 200 ms; the buckets straddle it, then cover retries (minutes to the hours of back-off).
+EMAIL_LATENCY_BUCKETS = (
+    0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400,
+)  # fmt: skip
 
 
 class Metrics:
@@ -50,3 +59,16 @@ class Metrics:
             "record_temp_password_delivered commands handed to the broker.",
             registry=self.registry,
         )
+        self.email_latency = Histogram(
+            "notifier_event_to_email_seconds",
+            "From the event's time (its command's) to the SMTP server accepting the email, "
+            "by kind. Emails planned before this metric existed are not counted.",
+            ["kind"],
+            buckets=EMAIL_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe_latency(self, kind: str, event_at: float | None, outcome: Outcome) -> None:
+        """One accepted email's event -> email latency (other outcomes: nothing)."""
+        if isinstance(outcome, Sent) and event_at is not None:
+            self.email_latency.labels(kind=kind).observe(max(0.0, outcome.at - event_at))

@@ -9,8 +9,8 @@ the state and re-plans rows that already exist, which the ledger ignores.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 from uuid import UUID
 
@@ -89,6 +89,18 @@ def _nothing_stored(keys: Iterable[str]) -> dict[str, Json]:
     return {}
 
 
+# {correlation id: W3C traceparent} of the commands behind some events (EventLog's).
+TraceContexts = Callable[[Sequence[EventEnvelope]], Mapping[str, str]]
+
+
+def _stamped(email: PlannedEmail, event: EventEnvelope, traces: Mapping[str, str]) -> PlannedEmail:
+    """The email with the time of the event that made it due (for the event -> email
+    latency; an invitation email waits for its later half) and that event's command's
+    trace context (the parent of its send span)."""
+    traceparent = None if event.correlation_id is None else traces.get(event.correlation_id)
+    return replace(email, event_at=event.occurred_at.timestamp(), traceparent=traceparent)
+
+
 class Planner:
     def __init__(
         self,
@@ -97,6 +109,7 @@ class Planner:
         *,
         batch_size: int = 1000,
         resident_state: dict[str, Json | None] | None = None,
+        trace_contexts: TraceContexts | None = None,
     ):
         """`resident_state`: for a rebuild from position 0 with an emptied state (replay.py).
         The whole state is then kept in that dict between batches and never read back from
@@ -109,6 +122,7 @@ class Planner:
         self._batch_size = batch_size
         self._resident = resident_state
         self._resident_position = 0
+        self._trace_contexts = trace_contexts  # None: tracing is off, nothing to copy
 
     def plan_once(self, *, until: int | None = None, status: str = PENDING) -> PlanStep | None:
         """Plan the next batch of events (up to position `until`), or None when done.
@@ -132,6 +146,11 @@ class Planner:
             else:
                 state = BatchState(_nothing_stored, self._resident)
             state.preload(key for envelope in envelopes for key in keys_for(envelope))
+            # A rebuild's rows are history (never sent): nothing to stamp on them.
+            live = status == PENDING
+            traces: Mapping[str, str] = {}
+            if live and self._trace_contexts is not None and envelopes:
+                traces = self._trace_contexts(envelopes)
             planned: list[PlannedEmail | None] = []
             # Where each invitation's invitation emails sit in `planned`: dropping them is
             # then linear in the batch, not batch x resends (a replay reads 5,000 a page).
@@ -147,6 +166,8 @@ class Planner:
                     for index in invitation_emails.pop(stale, ()):
                         planned[index] = None
                 for email in plan(state, envelope):
+                    if live:
+                        email = _stamped(email, envelope, traces)
                     if email.kind in INVITATION_KINDS and email.invitation_id is not None:
                         invitation_emails.setdefault(email.invitation_id, []).append(len(planned))
                     planned.append(email)

@@ -52,6 +52,7 @@ from services.notifier.domain.delivery import (
 from services.notifier.domain.emails import Kind, UndeliverableAddressError
 from services.notifier.errors import PermanentMailError, TransientMailError
 from services.notifier.metrics import Metrics
+from shared.telemetry import SpanKind, child_span
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +265,8 @@ class DeliveryEngine:
         finally:
             del password  # from here on the plaintext lives only in the message
         try:
-            await mailer.send(message, row.recipient)
+            with child_span("smtp send", row.traceparent, kind=SpanKind.CLIENT):
+                await mailer.send(message, row.recipient)
         except TransientMailError as error:
             return self._retry(row, str(error))
         except PermanentMailError as error:
@@ -301,6 +303,7 @@ class DeliveryEngine:
         }.get(type(outcome))
         if counter is not None:
             counter.labels(kind=row.kind).inc()
+        self._metrics.observe_latency(row.kind, row.event_at, outcome)
 
     # -- recording -----------------------------------------------------------------------
 

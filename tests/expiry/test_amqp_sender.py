@@ -3,8 +3,10 @@ how its reply comes back, and what happens when nobody can receive it."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 import pytest
@@ -93,3 +95,41 @@ async def test_a_command_nobody_can_receive_fails_its_send(
             await sender.send(a_firing())
     finally:
         await sender.close()
+
+
+async def test_a_command_carries_the_trace_context_of_its_deadlines_event(
+    amqp_url: str, connection: aio_pika.abc.AbstractRobustConnection, spans: Any
+) -> None:
+    exchange_name = unique("commands")
+    channel = await connection.channel()
+    exchange = await channel.declare_exchange(
+        exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+    await queue.bind(exchange, "#")
+    received: list[AbstractIncomingMessage] = []
+
+    async def keep(message: AbstractIncomingMessage) -> None:
+        received.append(message)
+
+    await queue.consume(keep, no_ack=True)
+    sender = AmqpCommandSender(
+        connection, user_id="guest", on_reply=lambda _: None, exchange_name=exchange_name
+    )
+    await sender.start()
+    event_trace = "00-5b8aa5a2d2c872e8321cf37308d69df2-051581bf3cb55c13-01"
+    try:
+        await sender.send(dataclasses.replace(a_firing(), traceparent=event_trace))
+        await sender.send(a_firing())  # a deadline whose event was not traced
+        await wait_for(lambda: len(received) == 2, timeout=10, what="both commands")
+    finally:
+        await sender.close()
+
+    header = (received[0].headers or {}).get("traceparent")
+    assert isinstance(header, str)
+    _, trace_id, span_id, _ = header.split("-")
+    assert trace_id == "5b8aa5a2d2c872e8321cf37308d69df2"
+    (publish,) = [s for s in spans.get_finished_spans() if s.context.span_id == int(span_id, 16)]
+    assert publish.name == f"{exchange_name} remind_contractor_expiry publish"
+    assert publish.parent.span_id == int("051581bf3cb55c13", 16)
+    assert "traceparent" not in (received[1].headers or {})

@@ -157,3 +157,24 @@ async def test_stop_does_not_wait_for_a_far_deadline(
 
     await asyncio.wait_for(running.task, 5)  # not the hour to the deadline
     assert running.sender.sent == []
+
+
+async def test_lateness_is_observed_once_per_deadline_not_per_resend(
+    start: Callable[..., Any], memory_log: MemoryLog
+) -> None:
+    for i in range(5):
+        memory_log.user_invited("acme", f"late{i}@example.com", soon(-10 - i))
+    running = await start(respond=None, timing=Timing(reply_timeout=0.1))
+
+    await wait_for(lambda: len(running.sender.sent) >= 10, timeout=5, what="the re-sends")
+
+    registry = running.runner.metrics.registry
+    labels = {"kind": "lapse_invitation"}
+    assert registry.get_sample_value("expiry_deadline_lateness_seconds_count", labels) == 5
+    # Each was at least 10 s late: none falls within the 1 s target's bucket.
+    assert (
+        registry.get_sample_value(
+            "expiry_deadline_lateness_seconds_bucket", {**labels, "le": "1.0"}
+        )
+        == 0
+    )

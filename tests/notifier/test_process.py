@@ -19,7 +19,7 @@ from services.notifier.adapters.ledger import open_ledger
 from services.notifier.mailbox import received
 from services.notifier.settings import NotifierSettings
 from shared.ops_http import probe
-from tests.support import RABBITMQ, ROOT, free_port, wait_for
+from tests.support import RABBITMQ, ROOT, foreign_metrics, free_port, wait_for
 
 from .conftest import PYTHON, CommandRelay, Invitations, SmtpSink, subprocess_env
 
@@ -174,6 +174,8 @@ async def test_the_events_queue_wakes_the_notifier_and_redelivery_sends_nothing_
     await wait_for(lambda: smtp.to("woken@example.com"), timeout=5)
     metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/metrics")
     assert 'notifier_emails_sent_total{kind="invitation_linked"} 1.0' in metrics
+    assert 'notifier_event_to_email_seconds_count{kind="invitation_linked"} 1.0' in metrics
+    assert foreign_metrics(metrics, "notifier_") == []
 
     # The same events again (a redelivery, a republish): nothing more is sent. Once the
     # queue is drained, every wake-up was taken; once nothing is pending or sending, what

@@ -14,7 +14,7 @@ from psycopg import sql
 
 from shared.command_client import CommandClient
 from tests.ops.conftest import DATABASE_PASSWORD, RunningService, http_get
-from tests.support import POSTGRES, unique, wait_for
+from tests.support import POSTGRES, foreign_metrics, unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -132,6 +132,7 @@ async def test_the_service_reports_live_ready_and_counts_commands_in_its_metrics
     assert stored is not None
     assert stored > 0
     assert sample(metrics, "invitations_relay_published_position", relay="outbox") == stored
+    assert foreign_metrics(metrics, "invitations_") == []
 
     assert service.terminate() == 0
     log = service.log()
@@ -209,13 +210,16 @@ async def test_the_expiry_service_is_ready_once_rebuilt_and_counts_its_deadlines
     async def counted() -> str | None:
         answer = http_get(f"{expiry.base_url}/metrics")
         assert answer is not None
-        scheduled = sample(answer.body, "invitations_deadlines_scheduled", kind="expire_contractor")
+        scheduled = sample(answer.body, "expiry_deadlines_scheduled", kind="expire_contractor")
         return answer.body if scheduled == 1 else None
 
     metrics = await wait_for(counted, timeout=20, what="the contractor's deadlines in /metrics")
-    assert sample(metrics, "invitations_deadlines_scheduled", kind="lapse_invitation") == 1
-    assert sample(metrics, "invitations_deadlines_scheduled", kind="remind_contractor_expiry") == 2
-    assert sample(metrics, "invitations_deadlines_overdue", kind="expire_contractor") == 0
+    assert sample(metrics, "expiry_deadlines_scheduled", kind="lapse_invitation") == 1
+    assert sample(metrics, "expiry_deadlines_scheduled", kind="remind_contractor_expiry") == 2
+    assert sample(metrics, "expiry_deadlines_overdue", kind="expire_contractor") == 0
+    # Its own metrics only: none of the invitation service's (they were all exported here).
+    assert foreign_metrics(metrics, "expiry_") == []
+    assert "expiry_deadline_lateness_seconds" in metrics
 
     assert expiry.terminate() == 0
     lines = [json.loads(line) for line in expiry.log().splitlines() if line.strip()]

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from services.expiry.domain.dispatch import Firing
 from shared.contract import Reply
 from shared.service import close_channel
+from shared.telemetry import TRACEPARENT, SpanKind, child_span, current_traceparent
 from shared.topology import COMMANDS_EXCHANGE_NAME
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,16 @@ class AmqpCommandSender:
         if self._exchange is None:
             raise ConnectionError("the command sender is not started")
         command_id = str(firing.command.command_id)
+        with child_span(
+            f"{self._exchange_name} {firing.name} publish",
+            firing.traceparent,
+            kind=SpanKind.PRODUCER,
+            attributes={"messaging.system": "rabbitmq", "messaging.message.id": command_id},
+        ):
+            await self._publish(firing, command_id, current_traceparent())
+
+    async def _publish(self, firing: Firing, command_id: str, traceparent: str | None) -> None:
+        assert self._exchange is not None
         await self._exchange.publish(
             aio_pika.Message(
                 firing.command.model_dump_json().encode(),
@@ -90,6 +101,9 @@ class AmqpCommandSender:
                 app_id="expiry",
                 # Its commands are internal: accepted only from INTERNAL_SENDERS.
                 user_id=self._user_id,
+                # The deadline's event's trace, continued by the intake (FastStream's
+                # middleware); absent when that event was not traced or tracing is off.
+                headers={} if traceparent is None else {TRACEPARENT: traceparent},
             ),
             routing_key=firing.name,
             mandatory=True,

@@ -42,6 +42,7 @@ class Firing:
     name: str
     command: Command
     lateness: float | None  # seconds after the deadline; None for a re-send or a retry
+    traceparent: str | None = None  # the W3C trace context of the deadline's event
 
 
 @dataclass(slots=True)
@@ -86,6 +87,10 @@ class Dispatcher:
         self.schedule: Schedule[Key] = Schedule()
         self._in_flight: dict[Key, _InFlight] = {}
         self._by_command: dict[UUID, Key] = {}
+        # Only while tracing: the trace context of the event that set each deadline (set
+        # `origin` before applying an event). Empty otherwise: no cost per deadline.
+        self.origin: str | None = None
+        self._origins: dict[Key, str] = {}
 
     # -- from the event history ----------------------------------------------------------
 
@@ -95,6 +100,8 @@ class Dispatcher:
             return  # the same deadline again (a repeated event): keep the command in flight
         self._forget(key)
         self.schedule.set(key, deadline)
+        if self.origin is not None:
+            self._origins[key] = self.origin
 
     def cancel(self, key: Key) -> None:
         self._forget(key)
@@ -157,6 +164,7 @@ class Dispatcher:
                     name=command_name(key),
                     command=build_command(key, flight.command_id, self.actor),
                     lateness=lateness,
+                    traceparent=self._origins.get(key),
                 )
             )
         return firings
@@ -220,6 +228,7 @@ class Dispatcher:
         self.schedule.set(key, retry_at)
 
     def _forget(self, key: Key) -> None:
+        self._origins.pop(key, None)
         flight = self._in_flight.pop(key, None)
         if flight is not None:
             self._by_command.pop(flight.command_id, None)

@@ -20,12 +20,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from services.expiry.application import CommandSender, EventSource, Expiry
 from services.expiry.domain.deadlines import describe
 from services.expiry.domain.dispatch import Firing
-from shared.contract import Reply
+from services.expiry.metrics import ExpiryMetrics
+from shared.contract import EventEnvelope, Reply
 from shared.retry import Retrying, RetryPolicy, StoppedError
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,13 @@ class ExpiryRunner:
         fire_batch: int = 500,
         max_in_flight: int = 256,
         policy: RetryPolicy | None = None,
+        metrics: ExpiryMetrics | None = None,
+        trace_contexts: Callable[[list[EventEnvelope]], Mapping[str, str]] | None = None,
     ) -> None:
+        """`trace_contexts`: the event log's, while tracing (None: off, not queried)."""
         self.expiry = expiry
+        self.metrics = metrics or ExpiryMetrics()
+        self._trace_contexts = trace_contexts
         self._events = events
         self._sender = sender
         self._clock = clock
@@ -104,7 +110,10 @@ class ExpiryRunner:
         envelopes, high_water = await asyncio.to_thread(
             self._events.read_with_high_water, before, self._page_size
         )
-        if self.expiry.apply(envelopes, high_water):
+        traces = None
+        if self._trace_contexts is not None and envelopes:
+            traces = await asyncio.to_thread(self._trace_contexts, envelopes)
+        if self.expiry.apply(envelopes, high_water, traces):
             self._wake.set()
         return self.expiry.position > before
 
@@ -175,8 +184,9 @@ class ExpiryRunner:
         else:
             self.fired += 1
             lateness = firing.lateness
-            if lateness is not None and lateness > self.max_lateness:
-                self.max_lateness = lateness
+            if lateness is not None:
+                self.max_lateness = max(self.max_lateness, lateness)
+                self.metrics.observe_lateness(firing.name, lateness)
             log.info(
                 "sent %s %s (%s)",
                 firing.name,

@@ -22,13 +22,16 @@ from aio_pika.abc import AbstractRobustConnection
 from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Tracking
 from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment
+from opentelemetry.trace import SpanKind
 
+from services.invitation import metrics
 from services.invitation.adapters.relay_lease import RelayLease, SoleRelay
 from services.invitation.eventstore import EventLog, PostgresTrackingRecorderSerialised
-from shared import metrics
+from shared.contract import EventEnvelope
 from shared.event_message import to_message
 from shared.retry import RetryPolicy
 from shared.service import close_channel
+from shared.telemetry import child_span, current_traceparent, tracing_enabled
 from shared.topology import EVENTS_EXCHANGE_NAME
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self.published_position = 0
         self.published_count = 0
+        self._tracing = tracing_enabled()
 
     def wake(self) -> None:
         """Called after a commit, so new events go out without waiting for the poll."""
@@ -139,9 +143,10 @@ class OutboxRelay:
                     self._log.read_with_high_water, position, self._section
                 )
                 if envelopes:
+                    traces = await asyncio.to_thread(self._trace_contexts, envelopes)
                     await asyncio.gather(
                         *(
-                            exchange.publish(to_message(e), routing_key=e.event_type)
+                            _publish(exchange, e, traces.get(e.correlation_id or ""))
                             for e in envelopes
                         )
                     )
@@ -161,6 +166,11 @@ class OutboxRelay:
         finally:
             await close_channel(channel)  # the connection is the service's
 
+    def _trace_contexts(self, envelopes: list[EventEnvelope]) -> dict[str, str]:
+        """The stored trace contexts of the section's commands; none while tracing is off
+        (the query is not even made)."""
+        return self._log.trace_contexts(envelopes) if self._tracing else {}
+
     def _record(self, position: int) -> None:
         try:
             self._tracking.insert_tracking(Tracking(TRACKING_NAME, position))
@@ -168,3 +178,20 @@ class OutboxRelay:
             # Another relay (a second instance) recorded it first; both published, and
             # consumers dedupe on event_id.
             log.info("relay position %d was already recorded", position)
+
+
+async def _publish(exchange: Any, envelope: EventEnvelope, traceparent: str | None) -> None:
+    """One event, with a publish span under its command's trace when it has one."""
+    with child_span(
+        f"{EVENTS_EXCHANGE_NAME} {envelope.event_type} publish",
+        traceparent,
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "rabbitmq",
+            "messaging.destination.name": EVENTS_EXCHANGE_NAME,
+            "messaging.rabbitmq.destination.routing_key": envelope.event_type,
+            "messaging.message.id": str(envelope.event_id),
+        },
+    ):
+        message = to_message(envelope, current_traceparent() if traceparent else None)
+        await exchange.publish(message, routing_key=envelope.event_type)

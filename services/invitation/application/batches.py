@@ -73,6 +73,9 @@ class IncomingCommand:
     name: str
     command: c.Command
     sender: str | None = None
+    # The W3C trace context the intake consumed it under (None when tracing is off),
+    # stored with its events so the relay and the notifier continue its trace.
+    traceparent: str | None = None
 
 
 def fingerprint(item: IncomingCommand) -> str:
@@ -226,6 +229,8 @@ class InvitationService:
             stored = StoredReply(command_id, print_, _kept(reply).model_dump_json())
             earlier[command_id] = stored
             uow.record_reply(stored)
+            if item.traceparent is not None and reply.status == "accepted":
+                uow.record_trace_context(command_id, item.traceparent)
             replies.append(reply)
         outcome = None if job is None else self._slice(uow, job, earlier, now, rows)
         uow.commit()

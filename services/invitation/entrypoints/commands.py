@@ -11,6 +11,7 @@ acked: a bad message never blocks the queue. A command refused for its sender
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -22,9 +23,10 @@ from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
 from pydantic import ValidationError
 
+from services.invitation import metrics
 from services.invitation.application import IncomingCommand
-from shared import metrics
 from shared.contract import COMMANDS, RejectionCode, Reply
+from shared.telemetry import current_traceparent
 from shared.topology import (
     COMMANDS_EXCHANGE,
     COMMANDS_QUEUE,
@@ -176,6 +178,11 @@ def register_intake(
             await dead_letter(message, parsed)
             reply = Reply.rejected(parsed.command_id, parsed.code, parsed.message, parsed.details)
         else:
+            # The consume span's context (FastStream's middleware; None when tracing is
+            # off), kept with the command's events for the relay and the notifier.
+            traceparent = current_traceparent()
+            if traceparent is not None:
+                parsed = dataclasses.replace(parsed, traceparent=traceparent)
             refused = authorize(parsed)
             reply = refused if refused is not None else await submit(parsed)
             command = parsed.command

@@ -132,6 +132,19 @@ class EventLog:
             cursor.execute(self._select, (after, upto, list(self.topics), limit))
             return cursor.fetchall()
 
+    def trace_contexts(self, envelopes: Iterable[EventEnvelope]) -> dict[str, str]:
+        """{correlation id: W3C traceparent} of the commands behind `envelopes` that were
+        traced (side_tables.py); one query. Not part of the envelope: the contract's
+        events stay as they are, and the context travels as an AMQP header."""
+        ids = {e.correlation_id for e in envelopes if e.correlation_id is not None}
+        if not ids:
+            return {}
+        lookup = getattr(self.store.recorder, "lookup_trace_contexts", None)
+        if lookup is None:  # a recorder without the side tables (the library's own)
+            return {}
+        found: dict[str, str] = lookup(sorted(ids))
+        return found
+
     def iterate(self, after: int = 0, batch: int = 1000) -> Iterator[EventEnvelope]:
         while True:
             envelopes, last = self.read_with_high_water(after, batch)

@@ -64,6 +64,7 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
         schema = Identifier(datastore.schema)
         self._commands = SQL("{}.{}").format(schema, Identifier(f"{prefix}_commands"))
         self._sealed = SQL("{}.{}").format(schema, Identifier(f"{prefix}_sealed_secrets"))
+        self._traces = SQL("{}.{}").format(schema, Identifier(f"{prefix}_trace_contexts"))
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} (command_id text PRIMARY KEY, "
@@ -76,6 +77,12 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
                 "CREATE TABLE IF NOT EXISTS {} (temp_password_id uuid PRIMARY KEY, "
                 "sealed bytea NOT NULL, sealed_at timestamptz NOT NULL DEFAULT now())"
             ).format(self._sealed)
+        )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (correlation_id text PRIMARY KEY, "
+                "traceparent text NOT NULL)"
+            ).format(self._traces)
         )
         # Hash chain and stream index, written with the events (eventstore/chain.py).
         self.audit = PostgresAuditTables(datastore, events_table_name)
@@ -182,6 +189,14 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
                 SQL("DELETE FROM {} WHERE temp_password_id = ANY(%s)").format(self._sealed),
                 (side.shredded,),
             )
+        if side.trace_contexts:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (correlation_id, traceparent) "
+                    "SELECT * FROM unnest(%s::text[], %s::text[]) ON CONFLICT DO NOTHING"
+                ).format(self._traces),
+                (list(side.trace_contexts), list(side.trace_contexts.values())),
+            )
 
     def select_streams(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
         """Every event of many streams in one query, each stream in version order."""
@@ -221,6 +236,19 @@ class PostgresInvitationRecorder(PostgresApplicationRecorder):
             r["command_id"]: StoredReply(r["command_id"], r["fingerprint"], r["reply"])
             for r in rows
         }
+
+    def lookup_trace_contexts(self, correlation_ids: Sequence[str]) -> dict[str, str]:
+        if not correlation_ids:
+            return {}
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT correlation_id, traceparent FROM {} WHERE correlation_id = ANY(%s)"
+                ).format(self._traces),
+                (list(correlation_ids),),
+            )
+            rows = curs.fetchall()
+        return {r["correlation_id"]: r["traceparent"] for r in rows}
 
     def read_sealed(self, temp_password_id: UUID) -> bytes | None:
         with self.datastore.transaction(commit=False) as curs:

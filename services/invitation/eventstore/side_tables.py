@@ -1,10 +1,15 @@
-"""Two side tables, written by the store's recorders in the same transaction as the events.
+"""Side tables, written by the store's recorders in the same transaction as the events.
 
 - `<prefix>_commands`: the first reply to each command id (idempotency across restarts).
   Written atomically with the command's events: a reply exists iff its events do.
 - `<prefix>_sealed_secrets`: the sealed copy of each live temporary password. Deleting a
   row is crypto-shredding: the events never held the plaintext or the sealed copy, so
   once the row is gone the password cannot be recovered from anything (rule 13).
+- `<prefix>_trace_contexts`: the W3C `traceparent` of each traced command whose events
+  were stored, by correlation id (= command id, what every event's envelope carries).
+  The relay publishes it as a header and the notifier copies it onto its emails, so one
+  trace runs from the command to the email. Kept beside the events, not in them: the
+  stored events, their hash chain and every replay stay exactly as they were.
 
 Both recorders (postgres.py, sqlite.py) write them in the insert transaction.
 """
@@ -36,6 +41,7 @@ class SideWrites:
     replies: list[StoredReply] = field(default_factory=list)
     sealed: list[tuple[UUID, bytes]] = field(default_factory=list)
     shredded: list[UUID] = field(default_factory=list)
+    trace_contexts: dict[str, str] = field(default_factory=dict)  # correlation id -> traceparent
 
 
 class SideTables(Protocol):
@@ -48,6 +54,8 @@ class SideTables(Protocol):
     def read_sealed_many(self, temp_password_ids: Sequence[UUID]) -> dict[UUID, bytes]: ...
 
     def count_sealed(self) -> int: ...
+
+    def lookup_trace_contexts(self, correlation_ids: Sequence[str]) -> dict[str, str]: ...
 
 
 class SealedPasswords:

@@ -160,6 +160,7 @@ class SQLiteAuditTables:
 class SQLiteInvitationRecorder(SQLiteApplicationRecorder):
     _COMMANDS = "invitation_commands"
     _SEALED = "invitation_sealed_secrets"
+    _TRACES = "invitation_trace_contexts"
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         # Before super(), which builds the create statements.
@@ -175,6 +176,8 @@ class SQLiteInvitationRecorder(SQLiteApplicationRecorder):
             "fingerprint TEXT NOT NULL, reply TEXT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self._SEALED} (temp_password_id TEXT PRIMARY KEY, "
             "sealed BLOB NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {self._TRACES} (correlation_id TEXT PRIMARY KEY, "
+            "traceparent TEXT NOT NULL)",
             *self.audit.create_statements(),
             *self.read_model.create_statements(),
         ]
@@ -200,6 +203,11 @@ class SQLiteInvitationRecorder(SQLiteApplicationRecorder):
                     f"DELETE FROM {self._SEALED} WHERE temp_password_id = ?",
                     (str(temp_password_id),),
                 )
+            c.executemany(
+                f"INSERT INTO {self._TRACES} (correlation_id, traceparent) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING",
+                list(side.trace_contexts.items()),
+            )
         ids = super()._insert_events(c, stored_events, **kwargs)
         self.audit.append(c, stored_events, ids or [])
         self.read_model.apply(
@@ -246,6 +254,20 @@ class SQLiteInvitationRecorder(SQLiteApplicationRecorder):
                 )
                 for row in c.fetchall():
                     found[row[0]] = StoredReply(row[0], row[1], row[2])
+        return found
+
+    def lookup_trace_contexts(self, correlation_ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        ids = list(correlation_ids)
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+                chunk = ids[start : start + 500]
+                c.execute(
+                    f"SELECT correlation_id, traceparent FROM {self._TRACES} "
+                    f"WHERE correlation_id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+                found.update({row[0]: row[1] for row in c.fetchall()})
         return found
 
     def read_sealed(self, temp_password_id: UUID) -> bytes | None:

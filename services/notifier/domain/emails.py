@@ -115,6 +115,10 @@ class PlannedEmail:
     link_generation: int | None = None
     # Automatic delivery: the sealed password to open at send time.
     temp_password_id: UUID | None = None
+    # Observability only, set by the planner: when the event occurred (POSIX seconds;
+    # event -> email latency) and the W3C trace context of the command that caused it.
+    event_at: float | None = None
+    traceparent: str | None = None
 
     @property
     def key(self) -> UUID:

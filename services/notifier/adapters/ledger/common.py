@@ -45,6 +45,9 @@ from services.notifier.domain.delivery import (
 )
 
 TRACKING_NAME = "notifier"
+# Columns added to the email rows after the first release, created on older ledgers at
+# start-up (create_tables): the migration is "add what is missing", under the DDL lock.
+ADDED_COLUMNS = (("event_at", "DOUBLE PRECISION"), ("traceparent", "TEXT"))
 SUPERSEDED = "superseded: the invitation was revoked, lapsed or resent before sending"
 
 
@@ -108,6 +111,17 @@ class EmailLedger(OutcomeReports):
     def _ddl_lock(self, cur: Cursor) -> None:
         """Serialise CREATE TABLE IF NOT EXISTS between processes starting together."""
 
+    def _add_missing_columns(self, cur: Cursor) -> None:
+        """Bring a ledger created by an earlier version up to ADDED_COLUMNS (nullable, so
+        the rows it holds stay valid: they read as None)."""
+        present = self._email_columns(cur)
+        for column, sql_type in ADDED_COLUMNS:
+            if column not in present:
+                cur.execute(f"ALTER TABLE {self.emails} ADD COLUMN {column} {sql_type}")
+
+    def _email_columns(self, cur: Cursor) -> set[str]:
+        raise NotImplementedError
+
     def try_lead(self) -> bool:
         """Become the one notifier that plans and sends (True), or stay standby (False)."""
         return True
@@ -133,7 +147,8 @@ class EmailLedger(OutcomeReports):
             "attempts INTEGER NOT NULL DEFAULT 0, "
             "next_attempt_at DOUBLE PRECISION NOT NULL DEFAULT 0, last_error TEXT, "
             "subject TEXT, planned_at DOUBLE PRECISION NOT NULL, sent_at DOUBLE PRECISION, "
-            "delivery_recorded INTEGER NOT NULL DEFAULT 0)",
+            "delivery_recorded INTEGER NOT NULL DEFAULT 0, "
+            "event_at DOUBLE PRECISION, traceparent TEXT)",
             f"CREATE INDEX IF NOT EXISTS notifier_emails_pending ON {self.emails} "
             "(position) WHERE status = 'pending'",
             f"CREATE INDEX IF NOT EXISTS notifier_emails_unrecorded ON {self.emails} "
@@ -149,6 +164,7 @@ class EmailLedger(OutcomeReports):
             self._ddl_lock(cur)
             for statement in statements:
                 cur.execute(statement)
+            self._add_missing_columns(cur)
             cur.execute(
                 self._sql(
                     f"INSERT INTO {self.tracking} (name, position) VALUES (%s, 0) "

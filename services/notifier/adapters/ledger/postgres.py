@@ -64,6 +64,14 @@ class PostgresLedger(EmailLedger):
     def _keys_clause(self, column: str, keys: Sequence[str]) -> tuple[str, list[Any]]:
         return f"{column} = ANY(%s)", [list(keys)]
 
+    def _email_columns(self, cur: Cursor) -> set[str]:
+        cur.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = 'notifier_emails'",
+            (self.schema,),
+        )
+        return {r[0] for r in cur.fetchall()}
+
     def _select_state(self, cur: Cursor, keys: list[str]) -> dict[str, Json]:
         if not keys:
             return {}
@@ -84,7 +92,7 @@ class PostgresLedger(EmailLedger):
             "message_key TEXT, event_id TEXT, position BIGINT, kind TEXT, recipient TEXT, "
             "locale TEXT, tenant_id TEXT, context TEXT, invitation_id TEXT, "
             "link_generation INTEGER, temp_password_id TEXT, planned_at DOUBLE PRECISION, "
-            "status TEXT) ON COMMIT DELETE ROWS"
+            "status TEXT, event_at DOUBLE PRECISION, traceparent TEXT) ON COMMIT DELETE ROWS"
         )
         with cur.copy(f"COPY notifier_emails_incoming ({PLANNED_COLUMNS}) FROM STDIN") as copy:
             for row in rows:

@@ -47,6 +47,10 @@ class OutboxEmail:
     temp_password_id: UUID | None
     attempts: int
     last_error: str | None
+    # When the event occurred (POSIX seconds) and its command's W3C trace context; None
+    # for rows planned before these columns existed.
+    event_at: float | None = None
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,8 @@ UNREPORTED_INVITATION_EMAIL = (
 # The columns of `outbox_email`, in its order.
 EMAIL_COLUMNS = (
     "message_key, event_id, position, kind, recipient, locale, tenant_id, context, "
-    "invitation_id, link_generation, temp_password_id, attempts, last_error"
+    "invitation_id, link_generation, temp_password_id, attempts, last_error, event_at, "
+    "traceparent"
 )
 
 
@@ -118,13 +123,15 @@ def outbox_email(row: Sequence[Any]) -> OutboxEmail:
         temp_password_id=_uuid(row[10]),
         attempts=int(row[11]),
         last_error=row[12],
+        event_at=None if row[13] is None else float(row[13]),
+        traceparent=row[14],
     )
 
 
 # The columns of `planned_row`, in its order.
 PLANNED_COLUMNS = (
     "message_key, event_id, position, kind, recipient, locale, tenant_id, context, "
-    "invitation_id, link_generation, temp_password_id, planned_at, status"
+    "invitation_id, link_generation, temp_password_id, planned_at, status, event_at, traceparent"
 )
 
 
@@ -143,4 +150,6 @@ def planned_row(email: PlannedEmail, planned_at: float, status: str) -> tuple[An
         None if email.temp_password_id is None else str(email.temp_password_id),
         planned_at,
         status,
+        email.event_at,
+        email.traceparent,
     )

@@ -51,6 +51,10 @@ class SQLiteLedger(EmailLedger):
     def _keys_clause(self, column: str, keys: Sequence[str]) -> tuple[str, list[Any]]:
         return f"{column} IN ({', '.join('?' * len(keys))})", list(keys)
 
+    def _email_columns(self, cur: Cursor) -> set[str]:
+        cur.execute(f"PRAGMA table_info({self.emails})")
+        return {r[1] for r in cur.fetchall()}
+
     def _select_state(self, cur: Cursor, keys: list[str]) -> dict[str, Json]:
         found: dict[str, Json] = {}
         for start in range(0, len(keys), 500):
@@ -64,7 +68,8 @@ class SQLiteLedger(EmailLedger):
         cur.executemany(
             f"INSERT INTO {self.emails} (message_key, event_id, position, kind, recipient, "
             "locale, tenant_id, context, invitation_id, link_generation, temp_password_id, "
-            "planned_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "planned_at, status, event_at, traceparent) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (message_key) DO NOTHING",
             rows,
         )
@@ -98,7 +103,7 @@ class SQLiteLedger(EmailLedger):
             f"UPDATE {self.emails} SET status = ?, attempts = attempts + 1 WHERE {clause}",
             [SENDING, *params],
         )
-        return [(*r[:11], int(r[11]) + 1, r[12]) for r in rows]
+        return [(*r[:11], int(r[11]) + 1, *r[12:]) for r in rows]
 
     def close(self) -> None:
         with self._lock:
