@@ -21,6 +21,11 @@ class Metrics:
         self.position = Gauge(
             "notifier_position", "Last event-store position planned.", registry=self.registry
         )
+        self.leading = Gauge(
+            "notifier_leading",
+            "1 while this notifier holds the lease and plans and sends, 0 on a standby.",
+            registry=self.registry,
+        )
         self.sent = Counter(
             "notifier_emails_sent",
             "Emails accepted by the SMTP server.",

@@ -1,27 +1,29 @@
-"""Sending: drain the email rows in batches over a few reused SMTP connections.
+"""Sending: drain the email rows over a few reused SMTP connections, one email at a time each.
 
 - A dispatcher claims due rows for the whole engine in one transaction (`pending` ->
   `sending`, committed first: the intent) and queues them. It claims a batch at a time:
   only once at least `batch` of the `max_in_flight` slots are free (or none is taken).
 - One worker per SMTP connection renders and sends; connections are reused, and the
   number of workers bounds concurrency. A transient failure reschedules only that email.
-- A flusher records outcomes in one transaction per batch (`sent`, retry later,
-  `failed`, `skipped`): once `batch` outcomes are in, once no send is left running, or
-  `linger` seconds after the first. A slot is freed only when its outcome is recorded.
+- Each outcome (`sent`, retry later, `failed`, `skipped`) is recorded as soon as it is
+  known, in a small group commit (recording.py: whatever outcomes arrived while the
+  previous transaction ran), and a worker starts its next send only once its last
+  outcome is committed. A slot is freed when its outcome is recorded.
 - Once an email is `sent` or has `failed` for good, `on_report_due` wakes the reports
   (delivery_reports.py) that tell the invitation service: the sealed copy of an emailed
   password is destroyed, an invitation email without one is recorded as sent, a failed
   email becomes `NotificationFailed`.
-
-So a steady stream of emails costs two notifier transactions per batch, not per email,
-and while one batch is recorded and the next claimed, the other half of the window keeps
-every connection busy.
+- Only a leader sends (leadership.py): `may_send` is checked before every send and
+  every claim; a row claimed and not sent is released (back to `pending`).
+- One log line per email, and a summary while SMTP is unreachable (delivery_log.py).
 
 The at-least-once edge: if the process dies after the SMTP server accepted an email and
-before its `sent` was recorded, the row is still `sending`; at start-up it goes back to
-`pending` and is sent again with the same Message-ID (duplicates are recognisable).
-Since slots are freed only by recording, at most `max_in_flight` emails are ever in that
-window at once.
+before its `sent` was committed, the row is still `sending`; at the next start it goes
+back to `pending` and is sent again with the same Message-ID (duplicates are
+recognisable). Since a worker waits for its outcome's commit before its next send, at
+most one email per SMTP connection is ever in that window (`SMTP_CONNECTIONS` in all),
+and only for about one commit, so a crash usually re-sends none or one. Rows claimed
+but not yet sent are re-sent too, but they were never sent: no duplicate.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ from cryptography.exceptions import InvalidTag
 
 from services.notifier.adapters.composer import Composer
 from services.notifier.adapters.ledger import EmailLedger, OutboxEmail
+from services.notifier.adapters.rendering import message_id
 from services.notifier.adapters.report_csv import Attachment
+from services.notifier.delivery_log import DeliveryLog
 from services.notifier.domain.delivery import (
     Failed,
     Outcome,
@@ -50,8 +54,13 @@ from services.notifier.domain.delivery import (
     Skipped,
 )
 from services.notifier.domain.emails import Kind, UndeliverableAddressError
-from services.notifier.errors import PermanentMailError, TransientMailError
+from services.notifier.errors import (
+    PermanentMailError,
+    ServerUnreachableError,
+    TransientMailError,
+)
 from services.notifier.metrics import Metrics
+from services.notifier.recording import GroupCommit
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +106,10 @@ class DeliveryEngine:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
         poll_interval: float = 1.0,
-        linger: float = 0.05,
         on_report_due: Callable[[], None] = lambda: None,
         reports: Reports | None = None,
+        may_send: Callable[[], bool] = lambda: True,
+        delivery_log: DeliveryLog | None = None,
     ) -> None:
         self._ledger = ledger
         self._reports = reports
@@ -110,24 +120,26 @@ class DeliveryEngine:
         self._metrics = metrics or Metrics()
         self._clock = clock
         self._poll = poll_interval
-        self._linger = linger
         self._on_report_due = on_report_due
-        # Enough to keep every connection busy, small enough to bound the re-send window.
+        self.may_send = may_send
+        self.delivery_log = delivery_log or DeliveryLog()
+        # Claimed and not yet recorded (queued, or being sent): enough to keep every
+        # connection busy while the next claim runs. Only the one email a worker has
+        # sent and not yet recorded could go out twice, not the queued ones.
         self.max_in_flight = connections * 4
-        # Half the window: one half is sent while the other is recorded and reclaimed.
         self.batch = max(1, self.max_in_flight // 2)
+        self._reset()
+
+    def _reset(self) -> None:
         self._in_flight = 0  # claimed and not yet recorded: the `sending` rows
-        self._unfinished = 0  # claimed and without an outcome yet (queued or sending)
         self._more_due = False  # rows may be due beyond the last claim
         self._queue: asyncio.Queue[_Claimed | None] = asyncio.Queue()
-        self._outcomes: list[Outcome] = []
         self._wake = asyncio.Event()
-        self._flush = asyncio.Event()
         self._stopping = False
-        self._closing = False
         self._dispatcher: asyncio.Task[None] | None = None
         self._workers: list[asyncio.Task[None]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._summary: asyncio.Task[None] | None = None
+        self.recorder = GroupCommit(self._ledger.record, on_recorded=self._recorded)
 
     def wake(self) -> None:
         """New rows were planned: claim them now rather than at the next poll."""
@@ -135,12 +147,15 @@ class DeliveryEngine:
         self._wake.set()
 
     def start(self) -> None:
-        self._flusher = asyncio.create_task(self._flush_loop(), name="notifier-flusher")
+        """Start sending (again, after a `stop`: a notifier that leads once more)."""
+        self._reset()
+        self.recorder.start()
         self._workers = [
             asyncio.create_task(self._work(mailer), name=f"notifier-smtp-{i}")
             for i, mailer in enumerate(self._mailers)
         ]
         self._dispatcher = asyncio.create_task(self._dispatch(), name="notifier-dispatcher")
+        self._summary = asyncio.create_task(self._summarise(), name="notifier-smtp-summary")
 
     # -- claiming ------------------------------------------------------------------------
 
@@ -149,7 +164,10 @@ class DeliveryEngine:
             self._wake.clear()
             free = self.max_in_flight - self._in_flight
             if free < self.batch and self._in_flight > 0:
-                # Not a claim per freed slot: recording frees a batch of them, then wakes us.
+                # Not a claim per freed slot: wait until a batch of them is free.
+                await self._sleep(self._poll)
+                continue
+            if not self.may_send():  # not leading (any more): claim nothing
                 await self._sleep(self._poll)
                 continue
             self._more_due = False  # a wake-up from now on says otherwise
@@ -162,7 +180,6 @@ class DeliveryEngine:
                 continue
             for row in rows:
                 self._in_flight += 1
-                self._unfinished += 1
                 self._queue.put_nowait(row)
             if len(rows) == free:
                 self._more_due = True  # there may be more: claim again once slots free
@@ -220,77 +237,80 @@ class DeliveryEngine:
             claimed = await self._queue.get()
             if claimed is None:
                 return
-            outcome = await self._deliver(claimed, mailer)
-            self._count(claimed.row, outcome)
-            self._done(outcome)
+            row = claimed.row
+            if self.may_send():  # the fence: nothing is sent once the lead may be gone
+                outcome = await self._deliver(claimed, mailer)
+                self._count(row, outcome)
+            else:
+                outcome = Released(row.key, attempt=row.attempts)
+            # The next send waits for this commit: one unrecorded email per connection.
+            await self.recorder.record(outcome)
 
-    def _done(self, outcome: Outcome) -> None:
-        self._unfinished -= 1
-        self._outcomes.append(outcome)
-        self._flush.set()
+    def _recorded(self, outcomes: list[Outcome]) -> None:
+        self._in_flight -= len(outcomes)
+        # Slots are free: claim more if the last claim left some due, or a retry's time
+        # may now come before the dispatcher's next look.
+        if self._more_due or any(isinstance(o, Retry) for o in outcomes):
+            self._wake.set()
+        if any(isinstance(o, Sent | Failed) for o in outcomes):
+            self._on_report_due()
 
     async def _deliver(self, claimed: _Claimed, mailer: Mailer) -> Outcome:
         row, opened = claimed.row, claimed.password
+        said = self.delivery_log
+        mid = message_id(row.key, self._composer.sender)
         password: str | None = None
         if row.temp_password_id is not None:
             if isinstance(opened, InvalidTag):
-                log.error("sealed password of %s does not open with this SECRETS_KEY", row.key)
-                return Failed(row.key, "sealed password does not open with this key")
+                return self._failed(row, "sealed password does not open with this key")
             if isinstance(opened, BaseException):  # the store was unreachable: later
                 return self._retry(row, f"reading the sealed password: {opened}")
             if opened is None:
                 # Never an email with an empty password: the invitee gets the one that
                 # replaced it (resend), or the administrators hear that it expired.
-                log.warning(
-                    "not sending %s to %s: %s",
-                    row.kind,
-                    row.recipient,
-                    PASSWORD_GONE,
-                    extra={"tenant_id": row.tenant_id, "position": row.position},
-                )
-                return Skipped(row.key, PASSWORD_GONE)
+                said.skipped(row, mid, PASSWORD_GONE)
+                return Skipped(row.key, PASSWORD_GONE, attempt=row.attempts)
             password = opened
         elif row.kind == Kind.INVITATION_AUTOMATIC:
-            return Skipped(row.key, "no temporary password id in the event")
+            said.skipped(row, mid, "no temporary password id in the event")
+            return Skipped(row.key, "no temporary password id in the event", attempt=row.attempts)
         try:
             subject, message = self._composer.compose(
                 row, password, self._clock(), claimed.attachments
             )
         except UndeliverableAddressError as error:
-            return Failed(row.key, str(error))
+            return self._failed(row, str(error))
         except Exception as error:
-            log.exception("could not render %s for %s", row.kind, row.recipient)
-            return Failed(row.key, f"render: {type(error).__name__}: {error}")
+            log.exception("could not render %s (Message-ID %s)", row.kind, mid)
+            return self._failed(row, f"render: {type(error).__name__}: {error}")
         finally:
             del password  # from here on the plaintext lives only in the message
         try:
             await mailer.send(message, row.recipient)
+        except ServerUnreachableError as error:
+            said.server_unreachable(str(error))  # the summary speaks for every email
+            return self._retry(row, str(error), quiet=True)
         except TransientMailError as error:
+            said.server_reachable()
             return self._retry(row, str(error))
         except PermanentMailError as error:
-            log.error(
-                "SMTP refused %s to %s for good: %s",
-                row.kind,
-                row.recipient,
-                error,
-                extra={"tenant_id": row.tenant_id, "position": row.position},
-            )
-            return Failed(row.key, str(error))
-        return Sent(row.key, subject, self._clock(), row.temp_password_id)
+            said.server_reachable()
+            return self._failed(row, str(error))
+        said.server_reachable()
+        said.sent(row, mid)
+        return Sent(row.key, subject, self._clock(), row.temp_password_id, attempt=row.attempts)
 
-    def _retry(self, row: OutboxEmail, error: str) -> Outcome:
+    def _failed(self, row: OutboxEmail, reason: str) -> Outcome:
+        self.delivery_log.failed(row, message_id(row.key, self._composer.sender), reason)
+        return Failed(row.key, reason, attempt=row.attempts)
+
+    def _retry(self, row: OutboxEmail, error: str, *, quiet: bool = False) -> Outcome:
         if self._policy.gives_up_after(row.attempts):
-            log.error(
-                "giving up %s to %s after %d attempts: %s",
-                row.kind,
-                row.recipient,
-                row.attempts,
-                error,
-            )
-            return Failed(row.key, f"gave up after {row.attempts} attempts: {error}")
+            return self._failed(row, f"gave up after {row.attempts} attempts: {error}")
         delay = self._policy.delay(row.attempts)
-        log.info("retrying %s to %s in %.1fs: %s", row.kind, row.recipient, delay, error)
-        return Retry(row.key, self._clock() + delay, error)
+        if not quiet:
+            self.delivery_log.retrying(row, delay, error)
+        return Retry(row.key, self._clock() + delay, error, attempt=row.attempts)
 
     def _count(self, row: OutboxEmail, outcome: Outcome) -> None:
         counter = {
@@ -302,55 +322,24 @@ class DeliveryEngine:
         if counter is not None:
             counter.labels(kind=row.kind).inc()
 
-    # -- recording -----------------------------------------------------------------------
-
-    async def _flush_loop(self) -> None:
+    async def _summarise(self) -> None:
+        """While SMTP is unreachable: how long, and how many emails wait (delivery_log.py)."""
+        said = self.delivery_log
         while True:
-            await self._flush.wait()
-            await self._gather_batch()
-            self._flush.clear()
-            recorded = await self._record_outcomes()
-            if self._closing and recorded and not self._outcomes:
-                return
-            if not recorded:
-                await asyncio.sleep(0.5)
-                self._flush.set()
-
-    async def _gather_batch(self) -> None:
-        """Until a batch of outcomes is in, no send is left running, or `linger` passed."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._linger
-        while len(self._outcomes) < self.batch and self._unfinished > 0 and not self._closing:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            self._flush.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush.wait(), remaining)
-
-    async def _record_outcomes(self) -> bool:
-        batch, self._outcomes = self._outcomes, []
-        if not batch:
-            return True
-        try:
-            await asyncio.to_thread(self._ledger.record, batch)
-        except Exception:
-            log.exception("could not record %d email outcomes; will try again", len(batch))
-            self._outcomes = batch + self._outcomes
-            return False
-        self._in_flight -= len(batch)
-        # Slots are free: claim more if the last claim left some due, or a retry's time
-        # may now come before the dispatcher's next look.
-        if self._more_due or any(isinstance(o, Retry) for o in batch):
-            self._wake.set()
-        if any(isinstance(o, Sent | Failed) for o in batch):
-            self._on_report_due()
-        return True
+            await asyncio.sleep(min(1.0, said.every / 2))
+            if not said.summary_due():
+                continue
+            try:
+                waiting = await asyncio.to_thread(self._ledger.waiting) + self._in_flight
+            except Exception:
+                waiting = self._in_flight  # the database is away too: what is known here
+            said.summarise(waiting)
 
     # -- stopping ------------------------------------------------------------------------
 
-    async def stop(self, grace: float = 2.0) -> None:
-        """Stop claiming, let in-flight sends finish (up to `grace`), record everything."""
+    async def stop(self, grace: float = 2.0, *, record_within: float | None = None) -> None:
+        """Stop claiming, let in-flight sends finish (up to `grace`), record everything
+        (trying for up to `record_within` seconds, `grace` by default)."""
         self._stopping = True
         self._wake.set()
         if self._dispatcher is not None:
@@ -363,7 +352,7 @@ class DeliveryEngine:
         while not self._queue.empty():
             claimed = self._queue.get_nowait()
             if claimed is not None:
-                self._done(Released(claimed.row.key))
+                self.recorder.hand_in(Released(claimed.row.key, attempt=claimed.row.attempts))
                 released += 1
         for _ in self._workers:
             self._queue.put_nowait(None)
@@ -373,15 +362,13 @@ class DeliveryEngine:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
         abandoned = sum(1 for task in self._workers if task.cancelled())
-        # Never cancel the flusher mid-write: its outcomes are what keeps a finished
-        # email from being sent again at the next start.
-        self._closing = True
-        self._flush.set()
-        if self._flusher is not None:
-            try:
-                await asyncio.wait_for(self._flusher, grace)
-            except TimeoutError:
-                log.error("could not record every outcome before stopping")
+        if self._summary is not None:
+            self._summary.cancel()
+            await asyncio.gather(self._summary, return_exceptions=True)
+        # Never cut the recorder short of its time: its outcomes are what keeps a
+        # finished email from being sent again by the next leader.
+        if not await self.recorder.stop(grace if record_within is None else record_within):
+            log.error("could not record every outcome before stopping")
         log.info(
             "sender stopped: %d queued email(s) released, %d in-flight send(s) cut off",
             released,

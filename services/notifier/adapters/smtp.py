@@ -12,6 +12,7 @@ can never take that email, so that is a permanent failure, reported with its rea
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -22,7 +23,11 @@ from services.notifier.domain.emails import (
     UndeliverableAddressError,
     delivery_address,
 )
-from services.notifier.errors import PermanentMailError, TransientMailError
+from services.notifier.errors import (
+    PermanentMailError,
+    ServerUnreachableError,
+    TransientMailError,
+)
 
 __all__ = ["NO_SMTPUTF8", "SmtpConfig", "SmtpMailer", "classify"]
 
@@ -62,6 +67,9 @@ def classify(error: Exception) -> TransientMailError | PermanentMailError:
     if isinstance(error, aiosmtplib.SMTPResponseException):
         kind = PermanentMailError if error.code >= 500 else TransientMailError
         return kind(f"{error.code} {error.message}")
+    # Refused, reset, timed out (aiosmtplib's connect and timeout errors are these too).
+    if isinstance(error, OSError | TimeoutError):
+        return ServerUnreachableError(f"{type(error).__name__}: {error}")
     return TransientMailError(f"{type(error).__name__}: {error}")
 
 
@@ -88,11 +96,23 @@ class SmtpMailer:
         return client
 
     async def send(self, message: bytes, recipient: str) -> None:
-        """Hand `message` to the server for `recipient`, or raise a MailError."""
+        """Hand `message` to the server for `recipient`, or raise a MailError.
+
+        The whole of it (connecting included) takes at most the configured timeout: a
+        leader's sends end within that bound after it stops starting new ones
+        (leadership.py)."""
         try:
             delivery = delivery_address(recipient)
         except UndeliverableAddressError as error:
             raise PermanentMailError(str(error)) from None
+        try:
+            async with asyncio.timeout(self._config.timeout):
+                await self._send(delivery, message)
+        except TimeoutError as error:
+            self._abort()  # no QUIT: the server does not answer
+            raise ServerUnreachableError(f"no answer within {self._config.timeout:g}s") from error
+
+    async def _send(self, delivery: DeliveryAddress, message: bytes) -> None:
         client = self._client
         fresh = client is None or not client.is_connected
         if not fresh and time.monotonic() - self._last_used > self._config.max_idle:
@@ -130,6 +150,11 @@ class SmtpMailer:
                 raise
             # Refused before MAIL FROM: the session is intact for the next email.
             raise PermanentMailError(NO_SMTPUTF8) from None
+
+    def _abort(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     async def close(self) -> None:
         client, self._client = self._client, None
