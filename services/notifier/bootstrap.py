@@ -95,6 +95,7 @@ def build_runtime(
         on_report_due=reports.wake,
         reports=MassInviteReports(event_log.store.recorder.read_model),  # type: ignore[attr-defined]
         delivery_log=DeliveryLog(every=settings.notifier_unreachable_log_every),
+        max_unrecorded=settings.notifier_max_unrecorded,
     )
     planner = Planner(event_log, store, batch_size=settings.notifier_plan_batch)
     return NotifierRuntime(

@@ -12,9 +12,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from services.notifier.adapters.ledger import OutboxEmail
 
@@ -92,6 +93,13 @@ class DeliveryLog:
         if self._down_since is not None:
             log.info("SMTP reachable again after %.0fs", self._clock() - self._down_since)
             self._down_since = None
+
+    async def summarise_while_unreachable(self, waiting: Callable[[], Awaitable[int]]) -> None:
+        """Runs until cancelled: the summary, every `every` seconds of an outage."""
+        while True:
+            await asyncio.sleep(min(1.0, self.every / 2))
+            if self.summary_due():
+                self.summarise(await waiting())
 
     def summary_due(self) -> bool:
         return self._down_since is not None and self._clock() - self._last_summary >= self.every

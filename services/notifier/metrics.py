@@ -55,3 +55,14 @@ class Metrics:
             "record_temp_password_delivered commands handed to the broker.",
             registry=self.registry,
         )
+
+    def count(self, kind: str, outcome: str) -> None:
+        """One email's outcome (`Sent`, `Retry`, `Failed`, `Skipped`) by kind."""
+        counter = {
+            "Sent": self.sent,
+            "Retry": self.retried,
+            "Failed": self.failed,
+            "Skipped": self.skipped,
+        }.get(outcome)
+        if counter is not None:
+            counter.labels(kind=kind).inc()

@@ -1,29 +1,26 @@
-"""Sending: drain the email rows over a few reused SMTP connections, one email at a time each.
+"""Sending: drain the email rows over a few reused SMTP connections.
 
 - A dispatcher claims due rows for the whole engine in one transaction (`pending` ->
-  `sending`, committed first: the intent) and queues them. It claims a batch at a time:
-  only once at least `batch` of the `max_in_flight` slots are free (or none is taken).
-- One worker per SMTP connection renders and sends; connections are reused, and the
-  number of workers bounds concurrency. A transient failure reschedules only that email.
-- Each outcome (`sent`, retry later, `failed`, `skipped`) is recorded as soon as it is
-  known, in a small group commit (recording.py: whatever outcomes arrived while the
-  previous transaction ran), and a worker starts its next send only once its last
-  outcome is committed. A slot is freed when its outcome is recorded.
+  `sending`, committed first: the intent) and queues them, a batch at a time: once at
+  least `batch` of the `max_in_flight` slots are free (or none is taken).
+- One worker per SMTP connection renders an email and prepares its envelope (MAIL,
+  RCPT); then it transfers it (DATA) and records its outcome, and at most
+  `max_unrecorded` workers (default 1) are in that last step at once. Every other
+  outcome (retry later, `failed`, `skipped`) is recorded as soon as it is known, too.
+  Recording is a small group commit (recording.py), never a wait for a batch; a slot is
+  freed when its outcome is recorded.
 - Once an email is `sent` or has `failed` for good, `on_report_due` wakes the reports
-  (delivery_reports.py) that tell the invitation service: the sealed copy of an emailed
-  password is destroyed, an invitation email without one is recorded as sent, a failed
-  email becomes `NotificationFailed`.
-- Only a leader sends (leadership.py): `may_send` is checked before every send and
-  every claim; a row claimed and not sent is released (back to `pending`).
+  (delivery_reports.py) that tell the invitation service.
+- Only a leader sends (leadership.py): `may_send` is checked before each claim, before
+  each email and again just before its transfer; an email not sent is released.
 - One log line per email, and a summary while SMTP is unreachable (delivery_log.py).
 
 The at-least-once edge: if the process dies after the SMTP server accepted an email and
-before its `sent` was committed, the row is still `sending`; at the next start it goes
-back to `pending` and is sent again with the same Message-ID (duplicates are
-recognisable). Since a worker waits for its outcome's commit before its next send, at
-most one email per SMTP connection is ever in that window (`SMTP_CONNECTIONS` in all),
-and only for about one commit, so a crash usually re-sends none or one. Rows claimed
-but not yet sent are re-sent too, but they were never sent: no duplicate.
+before its `sent` was committed, the row is still `sending`; the next leader sends it
+again with the same Message-ID (duplicates are recognisable). Only transferred emails
+whose outcome is not yet committed are in that window: at most `max_unrecorded`, so a
+crash sends at most one email twice by default. Claimed rows not yet transferred are
+sent by the next leader too, but for the first time.
 """
 
 from __future__ import annotations
@@ -68,7 +65,13 @@ PASSWORD_GONE = "temporary password no longer available (delivered, expired or r
 
 
 class Mailer(Protocol):
-    async def send(self, message: bytes, recipient: str) -> None: ...
+    """One SMTP connection (adapters/smtp.py): an email is prepared, then transferred."""
+
+    async def prepare(self, message: bytes, recipient: str) -> None: ...
+
+    async def transfer(self) -> None: ...
+
+    async def abandon(self) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -110,6 +113,7 @@ class DeliveryEngine:
         reports: Reports | None = None,
         may_send: Callable[[], bool] = lambda: True,
         delivery_log: DeliveryLog | None = None,
+        max_unrecorded: int = 1,
     ) -> None:
         self._ledger = ledger
         self._reports = reports
@@ -128,6 +132,7 @@ class DeliveryEngine:
         # sent and not yet recorded could go out twice, not the queued ones.
         self.max_in_flight = connections * 4
         self.batch = max(1, self.max_in_flight // 2)
+        self.max_unrecorded = max_unrecorded
         self._reset()
 
     def _reset(self) -> None:
@@ -139,6 +144,9 @@ class DeliveryEngine:
         self._dispatcher: asyncio.Task[None] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._summary: asyncio.Task[None] | None = None
+        # Emails transferred (DATA) and not yet recorded, at most: what a crash can make
+        # the next leader send twice. The envelopes are prepared concurrently meanwhile.
+        self._handover = asyncio.Semaphore(self.max_unrecorded)
         self.recorder = GroupCommit(self._ledger.record, on_recorded=self._recorded)
 
     def wake(self) -> None:
@@ -155,7 +163,10 @@ class DeliveryEngine:
             for i, mailer in enumerate(self._mailers)
         ]
         self._dispatcher = asyncio.create_task(self._dispatch(), name="notifier-dispatcher")
-        self._summary = asyncio.create_task(self._summarise(), name="notifier-smtp-summary")
+        self._summary = asyncio.create_task(
+            self.delivery_log.summarise_while_unreachable(self._waiting),
+            name="notifier-smtp-summary",
+        )
 
     # -- claiming ------------------------------------------------------------------------
 
@@ -238,13 +249,19 @@ class DeliveryEngine:
             if claimed is None:
                 return
             row = claimed.row
-            if self.may_send():  # the fence: nothing is sent once the lead may be gone
-                outcome = await self._deliver(claimed, mailer)
-                self._count(row, outcome)
+            if not self.may_send():  # the fence: nothing is sent once the lead may be gone
+                await self.recorder.record(Released(row.key, attempt=row.attempts))
+                continue
+            prepared = await self._prepare(claimed, mailer)
+            if isinstance(prepared, str):
+                async with self._handover:
+                    outcome = await self._transfer(row, prepared, mailer)
+                    self._metrics.count(row.kind, type(outcome).__name__)
+                    await self.recorder.record(outcome)
             else:
-                outcome = Released(row.key, attempt=row.attempts)
-            # The next send waits for this commit: one unrecorded email per connection.
-            await self.recorder.record(outcome)
+                self._metrics.count(row.kind, type(prepared).__name__)
+                # The next email waits for this commit, too: outcomes never pile up.
+                await self.recorder.record(prepared)
 
     def _recorded(self, outcomes: list[Outcome]) -> None:
         self._in_flight -= len(outcomes)
@@ -255,10 +272,11 @@ class DeliveryEngine:
         if any(isinstance(o, Sent | Failed) for o in outcomes):
             self._on_report_due()
 
-    async def _deliver(self, claimed: _Claimed, mailer: Mailer) -> Outcome:
+    async def _prepare(self, claimed: _Claimed, mailer: Mailer) -> Outcome | str:
+        """Render and prepare the envelope: the subject once ready to transfer, or the
+        outcome of an email that cannot go (yet)."""
         row, opened = claimed.row, claimed.password
         said = self.delivery_log
-        mid = message_id(row.key, self._composer.sender)
         password: str | None = None
         if row.temp_password_id is not None:
             if isinstance(opened, InvalidTag):
@@ -268,12 +286,13 @@ class DeliveryEngine:
             if opened is None:
                 # Never an email with an empty password: the invitee gets the one that
                 # replaced it (resend), or the administrators hear that it expired.
-                said.skipped(row, mid, PASSWORD_GONE)
+                said.skipped(row, self._message_id(row), PASSWORD_GONE)
                 return Skipped(row.key, PASSWORD_GONE, attempt=row.attempts)
             password = opened
         elif row.kind == Kind.INVITATION_AUTOMATIC:
-            said.skipped(row, mid, "no temporary password id in the event")
-            return Skipped(row.key, "no temporary password id in the event", attempt=row.attempts)
+            reason = "no temporary password id in the event"
+            said.skipped(row, self._message_id(row), reason)
+            return Skipped(row.key, reason, attempt=row.attempts)
         try:
             subject, message = self._composer.compose(
                 row, password, self._clock(), claimed.attachments
@@ -281,27 +300,45 @@ class DeliveryEngine:
         except UndeliverableAddressError as error:
             return self._failed(row, str(error))
         except Exception as error:
-            log.exception("could not render %s (Message-ID %s)", row.kind, mid)
+            log.exception("could not render %s (Message-ID %s)", row.kind, self._message_id(row))
             return self._failed(row, f"render: {type(error).__name__}: {error}")
         finally:
             del password  # from here on the plaintext lives only in the message
         try:
-            await mailer.send(message, row.recipient)
-        except ServerUnreachableError as error:
-            said.server_unreachable(str(error))  # the summary speaks for every email
-            return self._retry(row, str(error), quiet=True)
-        except TransientMailError as error:
-            said.server_reachable()
-            return self._retry(row, str(error))
-        except PermanentMailError as error:
-            said.server_reachable()
-            return self._failed(row, str(error))
-        said.server_reachable()
-        said.sent(row, mid)
+            await mailer.prepare(message, row.recipient)
+        except Exception as error:
+            return self._mail_error(row, error)
+        return subject
+
+    async def _transfer(self, row: OutboxEmail, subject: str, mailer: Mailer) -> Outcome:
+        if not self.may_send():  # the lead went while this envelope waited its turn
+            await mailer.abandon()
+            return Released(row.key, attempt=row.attempts)
+        try:
+            await mailer.transfer()
+        except Exception as error:
+            return self._mail_error(row, error)
+        self.delivery_log.server_reachable()
+        self.delivery_log.sent(row, self._message_id(row))
         return Sent(row.key, subject, self._clock(), row.temp_password_id, attempt=row.attempts)
 
+    def _mail_error(self, row: OutboxEmail, error: Exception) -> Outcome:
+        if isinstance(error, ServerUnreachableError):
+            self.delivery_log.server_unreachable(str(error))  # a summary speaks for all
+            return self._retry(row, str(error), quiet=True)
+        self.delivery_log.server_reachable()
+        if isinstance(error, TransientMailError):
+            return self._retry(row, str(error))
+        if isinstance(error, PermanentMailError):
+            return self._failed(row, str(error))
+        log.exception("unexpected error sending %s; trying again later", row.kind)
+        return self._retry(row, f"{type(error).__name__}: {error}")
+
+    def _message_id(self, row: OutboxEmail) -> str:
+        return message_id(row.key, self._composer.sender)
+
     def _failed(self, row: OutboxEmail, reason: str) -> Outcome:
-        self.delivery_log.failed(row, message_id(row.key, self._composer.sender), reason)
+        self.delivery_log.failed(row, self._message_id(row), reason)
         return Failed(row.key, reason, attempt=row.attempts)
 
     def _retry(self, row: OutboxEmail, error: str, *, quiet: bool = False) -> Outcome:
@@ -312,28 +349,11 @@ class DeliveryEngine:
             self.delivery_log.retrying(row, delay, error)
         return Retry(row.key, self._clock() + delay, error, attempt=row.attempts)
 
-    def _count(self, row: OutboxEmail, outcome: Outcome) -> None:
-        counter = {
-            Sent: self._metrics.sent,
-            Retry: self._metrics.retried,
-            Failed: self._metrics.failed,
-            Skipped: self._metrics.skipped,
-        }.get(type(outcome))
-        if counter is not None:
-            counter.labels(kind=row.kind).inc()
-
-    async def _summarise(self) -> None:
-        """While SMTP is unreachable: how long, and how many emails wait (delivery_log.py)."""
-        said = self.delivery_log
-        while True:
-            await asyncio.sleep(min(1.0, said.every / 2))
-            if not said.summary_due():
-                continue
-            try:
-                waiting = await asyncio.to_thread(self._ledger.waiting) + self._in_flight
-            except Exception:
-                waiting = self._in_flight  # the database is away too: what is known here
-            said.summarise(waiting)
+    async def _waiting(self) -> int:
+        try:
+            return await asyncio.to_thread(self._ledger.waiting) + self._in_flight
+        except Exception:
+            return self._in_flight  # the database is away too: what is known here
 
     # -- stopping ------------------------------------------------------------------------
 

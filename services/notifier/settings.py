@@ -25,6 +25,11 @@ class NotifierSettings(RetrySettings):
     # 16: within what real relays accept from one client (~10-20); on the mass invite it
     # gave more emails/s and less CPU per email than 8 in every pair of runs (bench/README.md).
     smtp_connections: int = 16
+    # Emails handed to the server (DATA) and not yet recorded, at most: what a crash can
+    # make the next leader send twice. The envelopes of the other connections are
+    # prepared meanwhile. 1: at most one duplicate per crash; a distant relay (a long
+    # round trip per DATA) may want more throughput for more duplicates.
+    notifier_max_unrecorded: int = Field(default=1, ge=1)
     # Transient failures (4xx, connection refused) back off exponentially up to the max;
     # after `notifier_max_attempts` the email is recorded as failed.
     notifier_retry_base_delay: float = 1.0

@@ -63,6 +63,14 @@ class PostgresLedger(EmailLedger):
     def _for_update(self) -> str:
         return " FOR UPDATE"
 
+    def _prefer_latency(self, cur: Cursor) -> None:
+        # Outcomes are committed one email at a time (sender.py): without waiting for
+        # the WAL flush, a commit is a round trip. Committed is committed for every
+        # session, so a notifier that dies right after loses nothing; only a crash of
+        # PostgreSQL itself may lose the last fraction of a second of outcomes, whose
+        # emails are then sent again with the same Message-ID.
+        cur.execute("SET LOCAL synchronous_commit = off")
+
     def _ddl_lock(self, cur: Cursor) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"notifier-ddl:{self.schema}",))
 
