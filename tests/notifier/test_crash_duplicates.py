@@ -78,9 +78,7 @@ async def test_five_kills_mid_burst_lose_nothing_and_resend_at_most_one_email_ea
 
         last = ServiceProcess("notifier", env, tmp_path).start()
         processes.append(last)
-        await wait_for(
-            lambda: len({m.message_id for m in smtp.messages}) == expected, timeout=120
-        )
+        await wait_for(lambda: len({m.message_id for m in smtp.messages}) == expected, timeout=120)
         await wait_for(
             lambda: all(d.status == "sent" for r in received(database_url).values() for d in r),
             timeout=30,
