@@ -68,6 +68,7 @@ class NotifierRuntime:
         self._stopped = asyncio.Event()  # cuts a wait short; wake-ups do not
         self._stopping = False
         self._deposed = False
+        self._deposal = asyncio.Event()
         self._leading = False
         self._sending = False  # the engine and the reports run
         self._task: asyncio.Task[None] | None = None
@@ -134,6 +135,7 @@ class NotifierRuntime:
 
     async def _lead(self, wait: float) -> None:
         self._deposed = False
+        self._deposal.clear()
         if not await self._wait_out_fence(wait):
             await self._release()
             return
@@ -153,7 +155,18 @@ class NotifierRuntime:
             self.engine.start()
             self.reports.start()
             self._sending = True
-            await self._plan_loop()
+            # Planning may be stuck in a thread waiting on the database: a lost lease
+            # must not wait for it (its transaction commits whole or not at all).
+            planning = asyncio.create_task(self._plan_loop(), name="notifier-planning")
+            deposed = asyncio.create_task(self._deposal.wait())
+            try:
+                await asyncio.wait({planning, deposed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (planning, deposed):
+                    task.cancel()
+                outcome, _ = await asyncio.gather(planning, deposed, return_exceptions=True)
+            if isinstance(outcome, Exception) and not isinstance(outcome, StoppedError):
+                raise outcome
         except StoppedError:
             pass
         finally:
@@ -203,6 +216,8 @@ class NotifierRuntime:
     def _depose(self) -> None:
         self._deposed = True
         self.fence.lift()  # nothing more is sent or claimed, from now on
+        self._set_leading(False)
+        self._deposal.set()
         self._wake.set()
 
     async def _plan_loop(self) -> None:
