@@ -22,6 +22,7 @@ from services.notifier.adapters.ledger import open_ledger
 from services.notifier.adapters.rendering import Renderer
 from services.notifier.adapters.report_csv import MassInviteReports
 from services.notifier.adapters.smtp import SmtpConfig, SmtpMailer
+from services.notifier.delivery_log import DeliveryLog
 from services.notifier.delivery_reports import DeliveryReports
 from services.notifier.domain.delivery import RetryPolicy
 from services.notifier.domain.planning import EVENT_TYPES
@@ -94,6 +95,8 @@ def build_runtime(
         poll_interval=settings.notifier_poll_interval,
         on_report_due=reports.wake,
         reports=MassInviteReports(event_log.store.recorder.read_model),  # type: ignore[attr-defined]
+        delivery_log=DeliveryLog(every=settings.notifier_unreachable_log_every),
+        max_unrecorded=settings.notifier_max_unrecorded,
     )
     planner = Planner(
         event_log,
@@ -107,7 +110,11 @@ def build_runtime(
         engine,
         reports,
         metrics=metrics,
+        lease=store.lease(holds_for=settings.lease_holds_for),
+        lease_ttl=settings.notifier_lease_ttl,
+        send_timeout=settings.smtp_timeout,
         poll_interval=settings.notifier_poll_interval,
+        standby_poll=settings.notifier_standby_poll,
         on_close=event_log.close,
         policy=settings.retry_policy,
     )

@@ -30,6 +30,11 @@ class Metrics:
         self.position = Gauge(
             "notifier_position", "Last event-store position planned.", registry=self.registry
         )
+        self.leading = Gauge(
+            "notifier_leading",
+            "1 while this notifier holds the lease and plans and sends, 0 on a standby.",
+            registry=self.registry,
+        )
         self.sent = Counter(
             "notifier_emails_sent",
             "Emails accepted by the SMTP server.",
@@ -72,3 +77,19 @@ class Metrics:
         """One accepted email's event -> email latency (other outcomes: nothing)."""
         if isinstance(outcome, Sent) and event_at is not None:
             self.email_latency.labels(kind=kind).observe(max(0.0, outcome.at - event_at))
+
+    def tally(self, kind: str, event_at: float | None, outcome: Outcome) -> None:
+        """One email's outcome: counted by kind, and its latency when it was sent."""
+        self.count(kind, type(outcome).__name__)
+        self.observe_latency(kind, event_at, outcome)
+
+    def count(self, kind: str, outcome: str) -> None:
+        """One email's outcome (`Sent`, `Retry`, `Failed`, `Skipped`) by kind."""
+        counter = {
+            "Sent": self.sent,
+            "Retry": self.retried,
+            "Failed": self.failed,
+            "Skipped": self.skipped,
+        }.get(outcome)
+        if counter is not None:
+            counter.labels(kind=kind).inc()

@@ -1,8 +1,15 @@
 """The running notifier: one leader that plans and sends, woken by the events queue.
 
-Only one notifier process plans and sends at a time (a PostgreSQL advisory lock held
-for the life of the process; a second one waits as a standby and takes over when the
-first dies). So a row found `sending` at start-up was left by a dead process.
+Only one notifier plans and sends at a time (leadership.py: a lease fenced by time).
+The others stand by: each polls for the lease on its own timer, on one connection,
+says "standing by" once, and never touches the database because of a wake-up.
+
+    standing by --lease taken--> waiting out the last leader's fence --> leading
+        ^                                                                  |
+        +---- lease lost: stop sending and planning, record what was sent -+
+
+So a row found `sending` when a leader starts was left by a notifier that has stopped
+sending: it is sent again (same Message-ID).
 """
 
 from __future__ import annotations
@@ -10,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from services.notifier.adapters.ledger import EmailLedger
 from services.notifier.delivery_reports import DeliveryReports
+from services.notifier.leadership import Fence, Lease, SoleLease
 from services.notifier.metrics import Metrics
 from services.notifier.planner import Planner
 from services.notifier.sender import DeliveryEngine
@@ -31,32 +40,47 @@ class NotifierRuntime:
         reports: DeliveryReports,
         *,
         metrics: Metrics,
+        lease: Lease | None = None,
+        lease_ttl: float = 6.0,
+        send_timeout: float = 30.0,
         poll_interval: float = 1.0,
-        standby_poll: float = 2.0,
+        standby_poll: float = 1.0,
         on_close: Callable[[], None] = lambda: None,
         policy: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.planner = planner
         self.engine = engine
         self.reports = reports
         self.metrics = metrics
+        self.lease = lease or SoleLease()
+        self.fence = Fence(lease_ttl, clock)
+        engine.may_send = self.fence.valid
+        self._clock = clock
+        self._confirm_every = lease_ttl / 3
+        self._send_timeout = send_timeout
         self._poll = poll_interval
         self._standby_poll = standby_poll
         self._on_close = on_close
         self._policy = policy or RetryPolicy()
         self._wake = asyncio.Event()
-        self._stopped = asyncio.Event()  # cuts a retry's wait short; wake-ups do not
+        self._stopped = asyncio.Event()  # cuts a wait short; wake-ups do not
         self._stopping = False
+        self._deposed = False
+        self._deposal = asyncio.Event()
         self._leading = False
+        self._sending = False  # the engine and the reports run
         self._task: asyncio.Task[None] | None = None
+        metrics.leading.set(0)
 
     @property
     def leading(self) -> bool:
         return self._leading
 
     def wake(self) -> None:
-        """An event was published: plan now rather than at the next poll."""
+        """An event was published: plan now rather than at the next poll (leader only:
+        a standby's timer is its own)."""
         self._wake.set()
 
     def start(self) -> None:
@@ -64,50 +88,147 @@ class NotifierRuntime:
             self._task = asyncio.create_task(self._run(), name="notifier")
 
     def _retrying(self, what: str) -> Retrying:
-        """The services' retry policy, given up (StoppedError) once the notifier stops."""
+        """The services' retry policy, given up (StoppedError) once stopping or deposed."""
         return self._policy.retrying(
-            what, log, stopping=lambda: self._stopping, sleep=self._until_stopped, traceback=True
+            what,
+            log,
+            stopping=lambda: self._stopping or self._deposed,
+            sleep=self._until_stopped,
+            traceback=True,
         )
 
     async def _run(self) -> None:
-        try:
-            await self._lead()
-        except StoppedError:
-            return
-
-    async def _lead(self) -> None:
-        # A database that refuses us at start-up (down, or out of connections) must
-        # not kill this task: the process would live on, acking wake-ups, sending
-        # nothing. So take the lead and reclaim with retries, like planning does.
-        leading = self._retrying("could not reach the database to lead")
-        while not await leading.in_thread(self.store.try_lead):
-            log.info("another notifier is running; standing by")
-            await self._sleep(self._standby_poll)
-            if self._stopping:
+        while not self._stopping:
+            wait = await self._stand_by()
+            if wait is None:
                 return
-        self._leading = True
-        log.info("notifier leading: planning from the event store and sending")
-        reclaimed = await self._reclaim_interrupted()
-        if reclaimed:
-            log.warning(
-                "%d email(s) were being sent when the last notifier stopped; sending them "
-                "again with the same Message-ID",
-                reclaimed,
-            )
-        self.engine.start()
-        self.reports.start()
-        await self._plan_loop()
+            await self._lead(wait)
 
-    async def _reclaim_interrupted(self) -> int:
-        reclaiming = self._retrying("could not reclaim interrupted emails")
-        return await reclaiming.in_thread(self.store.reclaim_interrupted)
+    # -- standing by -------------------------------------------------------------------
+
+    async def _stand_by(self) -> float | None:
+        """Poll for the lease until it is ours: the seconds to wait then (None: stopping)."""
+        announced = False
+        backoff = self._policy.backoff(
+            "could not reach the database to take the notifier lease",
+            log,
+            sleep=self._until_stopped,
+        )
+        while not self._stopping:
+            began = self._clock()
+            try:
+                wait = await asyncio.to_thread(self.lease.acquire)
+            except Exception as error:
+                await backoff.failed(error)
+                continue
+            backoff.succeeded()
+            if wait is not None:
+                self.fence.confirmed(began)
+                return wait
+            if not announced:
+                log.info("another notifier leads; standing by")
+                announced = True
+            await self._until_stopped(self._standby_poll)
+        return None
+
+    # -- leading -----------------------------------------------------------------------
+
+    async def _lead(self, wait: float) -> None:
+        self._deposed = False
+        self._deposal.clear()
+        if not await self._wait_out_fence(wait):
+            await self._release()
+            return
+        confirming = asyncio.create_task(self._keep_confirming(), name="notifier-lease")
+        try:
+            self._set_leading(True)
+            log.info("notifier leading: planning from the event store and sending")
+            reclaimed = await self._retrying("could not reclaim interrupted emails").in_thread(
+                self.store.reclaim_interrupted
+            )
+            if reclaimed:
+                log.warning(
+                    "%d email(s) were being sent when the last leader stopped; sending them "
+                    "again with the same Message-ID",
+                    reclaimed,
+                )
+            self.engine.start()
+            self.reports.start()
+            self._sending = True
+            # Planning may be stuck in a thread waiting on the database: a lost lease
+            # must not wait for it (its transaction commits whole or not at all).
+            planning = asyncio.create_task(self._plan_loop(), name="notifier-planning")
+            deposed = asyncio.create_task(self._deposal.wait())
+            try:
+                await asyncio.wait({planning, deposed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (planning, deposed):
+                    task.cancel()
+                outcome, _ = await asyncio.gather(planning, deposed, return_exceptions=True)
+            if isinstance(outcome, Exception) and not isinstance(outcome, StoppedError):
+                raise outcome
+        except StoppedError:
+            pass
+        finally:
+            confirming.cancel()
+            await asyncio.gather(confirming, return_exceptions=True)
+        if not self._stopping:
+            await self._step_down()
+
+    async def _wait_out_fence(self, wait: float) -> bool:
+        """Until the last leader's sends are surely over, confirming our lease meanwhile."""
+        if wait <= 0:
+            return True
+        log.info("took the notifier lease; waiting %.1fs for the last leader's sends to end", wait)
+        deadline = asyncio.get_running_loop().time() + wait
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            await self._until_stopped(min(self._confirm_every, left))
+            if self._stopping or not await self._confirm():
+                return False
+        return True
+
+    async def _keep_confirming(self) -> None:
+        while True:
+            await asyncio.sleep(self._confirm_every)
+            if not await self._confirm():
+                self._depose()
+                return
+
+    async def _confirm(self) -> bool:
+        """Confirm the lease; False once lost, or once the fence lapsed while waiting."""
+        began = self._clock()
+        confirming = asyncio.ensure_future(asyncio.to_thread(self.lease.confirm))
+        step = max(0.01, self.fence.ttl / 30)
+        while not confirming.done():
+            await asyncio.wait({confirming}, timeout=step)
+            if not confirming.done() and not self.fence.valid():
+                log.warning("the notifier lease could not be confirmed in time")
+                return False  # the thread ends with its connection's timeouts
+        try:
+            held = confirming.result()
+        except Exception as error:
+            log.warning("could not confirm the notifier lease: %s", error)
+            return False
+        if held:
+            self.fence.confirmed(began)
+        return held
+
+    def _depose(self) -> None:
+        self._deposed = True
+        self.fence.lift()  # nothing more is sent or claimed, from now on
+        self._set_leading(False)
+        self._deposal.set()
+        self._wake.set()
 
     async def _plan_loop(self) -> None:
-        while not self._stopping:
+        while not self._stopping and not self._deposed:
             self._wake.clear()
+            if not self.fence.valid():
+                self._depose()
+                return
             # A fresh retry per pass: the back-off starts from its first delay again.
             report = await self._retrying("planning failed").in_thread(
-                self.planner.plan_available, lambda: self._stopping
+                self.planner.plan_available, lambda: self._stopping or self._deposed
             )
             if report.events:
                 self.metrics.events_planned.inc(report.events)
@@ -117,6 +238,36 @@ class NotifierRuntime:
             if report.emails:
                 self.engine.wake()
             await self._sleep(self._poll)
+
+    async def _step_down(self) -> None:
+        """Lost the lease: stop at once, record the outcomes we have, then stand by."""
+        self._set_leading(False)
+        log.warning(
+            "lost the notifier lease: stopped sending and planning; recording the outcomes "
+            "of emails already sent, then standing by"
+        )
+        await self._stop_sending(grace=self._send_timeout, record_within=self._holds_for())
+        await self._release()
+
+    def _holds_for(self) -> float:
+        # Past this the next leader reclaims the rows anyway (leadership.py).
+        return self.fence.ttl + self._send_timeout + 1.0
+
+    async def _stop_sending(self, grace: float, record_within: float) -> None:
+        if self._sending:
+            self._sending = False
+            await self.engine.stop(grace=grace, record_within=record_within)
+            await self.reports.stop(grace=min(grace, 2.0) / 2)
+
+    async def _release(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.lease.release, stopped_sending=True)
+
+    def _set_leading(self, leading: bool) -> None:
+        self._leading = leading
+        self.metrics.leading.set(1 if leading else 0)
+
+    # -- waiting and stopping ------------------------------------------------------------
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -140,9 +291,10 @@ class NotifierRuntime:
             if not done:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
-        if self._leading:
-            await self.engine.stop(grace=grace)
-            await self.reports.stop(grace=grace / 2)
+        self._set_leading(False)
+        await self._stop_sending(grace=grace, record_within=grace)
+        # Every send has ended: the next leader need not wait for ours.
+        await self._release()
 
     def close(self) -> None:
         self.store.close()

@@ -1,27 +1,26 @@
-"""Sending: drain the email rows in batches over a few reused SMTP connections.
+"""Sending: drain the email rows over a few reused SMTP connections.
 
 - A dispatcher claims due rows for the whole engine in one transaction (`pending` ->
-  `sending`, committed first: the intent) and queues them. It claims a batch at a time:
-  only once at least `batch` of the `max_in_flight` slots are free (or none is taken).
-- One worker per SMTP connection renders and sends; connections are reused, and the
-  number of workers bounds concurrency. A transient failure reschedules only that email.
-- A flusher records outcomes in one transaction per batch (`sent`, retry later,
-  `failed`, `skipped`): once `batch` outcomes are in, once no send is left running, or
-  `linger` seconds after the first. A slot is freed only when its outcome is recorded.
+  `sending`, committed first: the intent) and queues them, a batch at a time: once at
+  least `batch` of the `max_in_flight` slots are free (or none is taken).
+- One worker per SMTP connection renders an email and prepares its envelope (MAIL,
+  RCPT); then it transfers it (DATA) and records its outcome, and at most
+  `max_unrecorded` workers (default 1) are in that last step at once. Every other
+  outcome (retry later, `failed`, `skipped`) is recorded as soon as it is known, too.
+  Recording is a small group commit (recording.py), never a wait for a batch; a slot is
+  freed when its outcome is recorded.
 - Once an email is `sent` or has `failed` for good, `on_report_due` wakes the reports
-  (delivery_reports.py) that tell the invitation service: the sealed copy of an emailed
-  password is destroyed, an invitation email without one is recorded as sent, a failed
-  email becomes `NotificationFailed`.
-
-So a steady stream of emails costs two notifier transactions per batch, not per email,
-and while one batch is recorded and the next claimed, the other half of the window keeps
-every connection busy.
+  (delivery_reports.py) that tell the invitation service.
+- Only a leader sends (leadership.py): `may_send` is checked before each claim, before
+  each email and again just before its transfer; an email not sent is released.
+- One log line per email, and a summary while SMTP is unreachable (delivery_log.py).
 
 The at-least-once edge: if the process dies after the SMTP server accepted an email and
-before its `sent` was recorded, the row is still `sending`; at start-up it goes back to
-`pending` and is sent again with the same Message-ID (duplicates are recognisable).
-Since slots are freed only by recording, at most `max_in_flight` emails are ever in that
-window at once.
+before its `sent` was committed, the row is still `sending`; the next leader sends it
+again with the same Message-ID (duplicates are recognisable). Only transferred emails
+whose outcome is not yet committed are in that window: at most `max_unrecorded`, so a
+crash sends at most one email twice by default. Claimed rows not yet transferred are
+sent by the next leader too, but for the first time.
 """
 
 from __future__ import annotations
@@ -39,7 +38,9 @@ from cryptography.exceptions import InvalidTag
 
 from services.notifier.adapters.composer import Composer
 from services.notifier.adapters.ledger import EmailLedger, OutboxEmail
+from services.notifier.adapters.rendering import message_id
 from services.notifier.adapters.report_csv import Attachment
+from services.notifier.delivery_log import DeliveryLog
 from services.notifier.domain.delivery import (
     Failed,
     Outcome,
@@ -50,8 +51,13 @@ from services.notifier.domain.delivery import (
     Skipped,
 )
 from services.notifier.domain.emails import Kind, UndeliverableAddressError
-from services.notifier.errors import PermanentMailError, TransientMailError
+from services.notifier.errors import (
+    PermanentMailError,
+    ServerUnreachableError,
+    TransientMailError,
+)
 from services.notifier.metrics import Metrics
+from services.notifier.recording import GroupCommit
 from shared.telemetry import SpanKind, child_span
 
 log = logging.getLogger(__name__)
@@ -60,7 +66,13 @@ PASSWORD_GONE = "temporary password no longer available (delivered, expired or r
 
 
 class Mailer(Protocol):
-    async def send(self, message: bytes, recipient: str) -> None: ...
+    """One SMTP connection (adapters/smtp.py): an email is prepared, then transferred."""
+
+    async def prepare(self, message: bytes, recipient: str) -> None: ...
+
+    async def transfer(self) -> None: ...
+
+    async def abandon(self) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -98,9 +110,11 @@ class DeliveryEngine:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
         poll_interval: float = 1.0,
-        linger: float = 0.05,
         on_report_due: Callable[[], None] = lambda: None,
         reports: Reports | None = None,
+        may_send: Callable[[], bool] = lambda: True,
+        delivery_log: DeliveryLog | None = None,
+        max_unrecorded: int = 1,
     ) -> None:
         self._ledger = ledger
         self._reports = reports
@@ -111,24 +125,30 @@ class DeliveryEngine:
         self._metrics = metrics or Metrics()
         self._clock = clock
         self._poll = poll_interval
-        self._linger = linger
         self._on_report_due = on_report_due
-        # Enough to keep every connection busy, small enough to bound the re-send window.
+        self.may_send = may_send
+        self.delivery_log = delivery_log or DeliveryLog()
+        # Claimed and not yet recorded (queued, or being sent): enough to keep every
+        # connection busy while the next claim runs. Only the one email a worker has
+        # sent and not yet recorded could go out twice, not the queued ones.
         self.max_in_flight = connections * 4
-        # Half the window: one half is sent while the other is recorded and reclaimed.
         self.batch = max(1, self.max_in_flight // 2)
+        self.max_unrecorded = max_unrecorded
+        self._reset()
+
+    def _reset(self) -> None:
         self._in_flight = 0  # claimed and not yet recorded: the `sending` rows
-        self._unfinished = 0  # claimed and without an outcome yet (queued or sending)
         self._more_due = False  # rows may be due beyond the last claim
         self._queue: asyncio.Queue[_Claimed | None] = asyncio.Queue()
-        self._outcomes: list[Outcome] = []
         self._wake = asyncio.Event()
-        self._flush = asyncio.Event()
         self._stopping = False
-        self._closing = False
         self._dispatcher: asyncio.Task[None] | None = None
         self._workers: list[asyncio.Task[None]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._summary: asyncio.Task[None] | None = None
+        # Emails transferred (DATA) and not yet recorded, at most: what a crash can make
+        # the next leader send twice. The envelopes are prepared concurrently meanwhile.
+        self._handover = asyncio.Semaphore(self.max_unrecorded)
+        self.recorder = GroupCommit(self._ledger.record, on_recorded=self._recorded)
 
     def wake(self) -> None:
         """New rows were planned: claim them now rather than at the next poll."""
@@ -136,12 +156,18 @@ class DeliveryEngine:
         self._wake.set()
 
     def start(self) -> None:
-        self._flusher = asyncio.create_task(self._flush_loop(), name="notifier-flusher")
+        """Start sending (again, after a `stop`: a notifier that leads once more)."""
+        self._reset()
+        self.recorder.start()
         self._workers = [
             asyncio.create_task(self._work(mailer), name=f"notifier-smtp-{i}")
             for i, mailer in enumerate(self._mailers)
         ]
         self._dispatcher = asyncio.create_task(self._dispatch(), name="notifier-dispatcher")
+        self._summary = asyncio.create_task(
+            self.delivery_log.summarise_while_unreachable(self._waiting),
+            name="notifier-smtp-summary",
+        )
 
     # -- claiming ------------------------------------------------------------------------
 
@@ -150,7 +176,10 @@ class DeliveryEngine:
             self._wake.clear()
             free = self.max_in_flight - self._in_flight
             if free < self.batch and self._in_flight > 0:
-                # Not a claim per freed slot: recording frees a batch of them, then wakes us.
+                # Not a claim per freed slot: wait until a batch of them is free.
+                await self._sleep(self._poll)
+                continue
+            if not self.may_send():  # not leading (any more): claim nothing
                 await self._sleep(self._poll)
                 continue
             self._more_due = False  # a wake-up from now on says otherwise
@@ -163,7 +192,6 @@ class DeliveryEngine:
                 continue
             for row in rows:
                 self._in_flight += 1
-                self._unfinished += 1
                 self._queue.put_nowait(row)
             if len(rows) == free:
                 self._more_due = True  # there may be more: claim again once slots free
@@ -221,139 +249,119 @@ class DeliveryEngine:
             claimed = await self._queue.get()
             if claimed is None:
                 return
-            outcome = await self._deliver(claimed, mailer)
-            self._count(claimed.row, outcome)
-            self._done(outcome)
+            row = claimed.row
+            if not self.may_send():  # the fence: nothing is sent once the lead may be gone
+                await self.recorder.record(Released(row.key, attempt=row.attempts))
+                continue
+            with child_span("smtp send", row.traceparent, kind=SpanKind.CLIENT):
+                prepared = await self._prepare(claimed, mailer)
+                if isinstance(prepared, str):
+                    async with self._handover:
+                        outcome = await self._transfer(row, prepared, mailer)
+                        self._metrics.tally(row.kind, row.event_at, outcome)
+                        await self.recorder.record(outcome)
+                    continue
+            self._metrics.tally(row.kind, row.event_at, prepared)
+            # The next email waits for this commit, too: outcomes never pile up.
+            await self.recorder.record(prepared)
 
-    def _done(self, outcome: Outcome) -> None:
-        self._unfinished -= 1
-        self._outcomes.append(outcome)
-        self._flush.set()
+    def _recorded(self, outcomes: list[Outcome]) -> None:
+        self._in_flight -= len(outcomes)
+        # Slots are free: claim more if the last claim left some due, or a retry's time
+        # may now come before the dispatcher's next look.
+        if self._more_due or any(isinstance(o, Retry) for o in outcomes):
+            self._wake.set()
+        if any(isinstance(o, Sent | Failed) for o in outcomes):
+            self._on_report_due()
 
-    async def _deliver(self, claimed: _Claimed, mailer: Mailer) -> Outcome:
+    async def _prepare(self, claimed: _Claimed, mailer: Mailer) -> Outcome | str:
+        """Render and prepare the envelope: the subject once ready to transfer, or the
+        outcome of an email that cannot go (yet)."""
         row, opened = claimed.row, claimed.password
+        said = self.delivery_log
         password: str | None = None
         if row.temp_password_id is not None:
             if isinstance(opened, InvalidTag):
-                log.error("sealed password of %s does not open with this SECRETS_KEY", row.key)
-                return Failed(row.key, "sealed password does not open with this key")
+                return self._failed(row, "sealed password does not open with this key")
             if isinstance(opened, BaseException):  # the store was unreachable: later
                 return self._retry(row, f"reading the sealed password: {opened}")
             if opened is None:
                 # Never an email with an empty password: the invitee gets the one that
                 # replaced it (resend), or the administrators hear that it expired.
-                log.warning(
-                    "not sending %s to %s: %s",
-                    row.kind,
-                    row.recipient,
-                    PASSWORD_GONE,
-                    extra={"tenant_id": row.tenant_id, "position": row.position},
-                )
-                return Skipped(row.key, PASSWORD_GONE)
+                said.skipped(row, self._message_id(row), PASSWORD_GONE)
+                return Skipped(row.key, PASSWORD_GONE, attempt=row.attempts)
             password = opened
         elif row.kind == Kind.INVITATION_AUTOMATIC:
-            return Skipped(row.key, "no temporary password id in the event")
+            reason = "no temporary password id in the event"
+            said.skipped(row, self._message_id(row), reason)
+            return Skipped(row.key, reason, attempt=row.attempts)
         try:
             subject, message = self._composer.compose(
                 row, password, self._clock(), claimed.attachments
             )
         except UndeliverableAddressError as error:
-            return Failed(row.key, str(error))
+            return self._failed(row, str(error))
         except Exception as error:
-            log.exception("could not render %s for %s", row.kind, row.recipient)
-            return Failed(row.key, f"render: {type(error).__name__}: {error}")
+            log.exception("could not render %s (Message-ID %s)", row.kind, self._message_id(row))
+            return self._failed(row, f"render: {type(error).__name__}: {error}")
         finally:
             del password  # from here on the plaintext lives only in the message
         try:
-            with child_span("smtp send", row.traceparent, kind=SpanKind.CLIENT):
-                await mailer.send(message, row.recipient)
-        except TransientMailError as error:
-            return self._retry(row, str(error))
-        except PermanentMailError as error:
-            log.error(
-                "SMTP refused %s to %s for good: %s",
-                row.kind,
-                row.recipient,
-                error,
-                extra={"tenant_id": row.tenant_id, "position": row.position},
-            )
-            return Failed(row.key, str(error))
-        return Sent(row.key, subject, self._clock(), row.temp_password_id)
+            await mailer.prepare(message, row.recipient)
+        except Exception as error:
+            return self._mail_error(row, error)
+        return subject
 
-    def _retry(self, row: OutboxEmail, error: str) -> Outcome:
-        if self._policy.gives_up_after(row.attempts):
-            log.error(
-                "giving up %s to %s after %d attempts: %s",
-                row.kind,
-                row.recipient,
-                row.attempts,
-                error,
-            )
-            return Failed(row.key, f"gave up after {row.attempts} attempts: {error}")
-        delay = self._policy.delay(row.attempts)
-        log.info("retrying %s to %s in %.1fs: %s", row.kind, row.recipient, delay, error)
-        return Retry(row.key, self._clock() + delay, error)
-
-    def _count(self, row: OutboxEmail, outcome: Outcome) -> None:
-        counter = {
-            Sent: self._metrics.sent,
-            Retry: self._metrics.retried,
-            Failed: self._metrics.failed,
-            Skipped: self._metrics.skipped,
-        }.get(type(outcome))
-        if counter is not None:
-            counter.labels(kind=row.kind).inc()
-        self._metrics.observe_latency(row.kind, row.event_at, outcome)
-
-    # -- recording -----------------------------------------------------------------------
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await self._flush.wait()
-            await self._gather_batch()
-            self._flush.clear()
-            recorded = await self._record_outcomes()
-            if self._closing and recorded and not self._outcomes:
-                return
-            if not recorded:
-                await asyncio.sleep(0.5)
-                self._flush.set()
-
-    async def _gather_batch(self) -> None:
-        """Until a batch of outcomes is in, no send is left running, or `linger` passed."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._linger
-        while len(self._outcomes) < self.batch and self._unfinished > 0 and not self._closing:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            self._flush.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush.wait(), remaining)
-
-    async def _record_outcomes(self) -> bool:
-        batch, self._outcomes = self._outcomes, []
-        if not batch:
-            return True
+    async def _transfer(self, row: OutboxEmail, subject: str, mailer: Mailer) -> Outcome:
+        if not self.may_send():  # the lead went while this envelope waited its turn
+            await mailer.abandon()
+            return Released(row.key, attempt=row.attempts)
         try:
-            await asyncio.to_thread(self._ledger.record, batch)
+            await mailer.transfer()
+        except Exception as error:
+            return self._mail_error(row, error)
+        self.delivery_log.server_reachable()
+        self.delivery_log.sent(row, self._message_id(row))
+        return Sent(row.key, subject, self._clock(), row.temp_password_id, attempt=row.attempts)
+
+    def _mail_error(self, row: OutboxEmail, error: Exception) -> Outcome:
+        if isinstance(error, ServerUnreachableError):
+            self.delivery_log.server_unreachable(str(error))  # a summary speaks for all
+            return self._retry(row, str(error), quiet=True)
+        self.delivery_log.server_reachable()
+        if isinstance(error, TransientMailError):
+            return self._retry(row, str(error))
+        if isinstance(error, PermanentMailError):
+            return self._failed(row, str(error))
+        log.exception("unexpected error sending %s; trying again later", row.kind)
+        return self._retry(row, f"{type(error).__name__}: {error}")
+
+    def _message_id(self, row: OutboxEmail) -> str:
+        return message_id(row.key, self._composer.sender)
+
+    def _failed(self, row: OutboxEmail, reason: str) -> Outcome:
+        self.delivery_log.failed(row, self._message_id(row), reason)
+        return Failed(row.key, reason, attempt=row.attempts)
+
+    def _retry(self, row: OutboxEmail, error: str, *, quiet: bool = False) -> Outcome:
+        if self._policy.gives_up_after(row.attempts):
+            return self._failed(row, f"gave up after {row.attempts} attempts: {error}")
+        delay = self._policy.delay(row.attempts)
+        if not quiet:
+            self.delivery_log.retrying(row, delay, error)
+        return Retry(row.key, self._clock() + delay, error, attempt=row.attempts)
+
+    async def _waiting(self) -> int:
+        try:
+            return await asyncio.to_thread(self._ledger.waiting) + self._in_flight
         except Exception:
-            log.exception("could not record %d email outcomes; will try again", len(batch))
-            self._outcomes = batch + self._outcomes
-            return False
-        self._in_flight -= len(batch)
-        # Slots are free: claim more if the last claim left some due, or a retry's time
-        # may now come before the dispatcher's next look.
-        if self._more_due or any(isinstance(o, Retry) for o in batch):
-            self._wake.set()
-        if any(isinstance(o, Sent | Failed) for o in batch):
-            self._on_report_due()
-        return True
+            return self._in_flight  # the database is away too: what is known here
 
     # -- stopping ------------------------------------------------------------------------
 
-    async def stop(self, grace: float = 2.0) -> None:
-        """Stop claiming, let in-flight sends finish (up to `grace`), record everything."""
+    async def stop(self, grace: float = 2.0, *, record_within: float | None = None) -> None:
+        """Stop claiming, let in-flight sends finish (up to `grace`), record everything
+        (trying for up to `record_within` seconds, `grace` by default)."""
         self._stopping = True
         self._wake.set()
         if self._dispatcher is not None:
@@ -366,7 +374,7 @@ class DeliveryEngine:
         while not self._queue.empty():
             claimed = self._queue.get_nowait()
             if claimed is not None:
-                self._done(Released(claimed.row.key))
+                self.recorder.hand_in(Released(claimed.row.key, attempt=claimed.row.attempts))
                 released += 1
         for _ in self._workers:
             self._queue.put_nowait(None)
@@ -376,15 +384,13 @@ class DeliveryEngine:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
         abandoned = sum(1 for task in self._workers if task.cancelled())
-        # Never cancel the flusher mid-write: its outcomes are what keeps a finished
-        # email from being sent again at the next start.
-        self._closing = True
-        self._flush.set()
-        if self._flusher is not None:
-            try:
-                await asyncio.wait_for(self._flusher, grace)
-            except TimeoutError:
-                log.error("could not record every outcome before stopping")
+        if self._summary is not None:
+            self._summary.cancel()
+            await asyncio.gather(self._summary, return_exceptions=True)
+        # Never cut the recorder short of its time: its outcomes are what keeps a
+        # finished email from being sent again by the next leader.
+        if not await self.recorder.stop(grace if record_within is None else record_within):
+            log.error("could not record every outcome before stopping")
         log.info(
             "sender stopped: %d queued email(s) released, %d in-flight send(s) cut off",
             released,

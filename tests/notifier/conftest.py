@@ -276,6 +276,7 @@ async def settings(
         notifier_retry_base_delay=0.1,
         notifier_retry_max_delay=0.5,
         notifier_poll_interval=0.1,
+        notifier_lease_ttl=1.5,  # a restart after a kill waits out the fence: keep it short
         log_format="text",
     )
     await delete_queues(queue, f"{queue}.dead")
@@ -338,6 +339,8 @@ def subprocess_env(
         "NOTIFIER_POLL_INTERVAL": str(settings.notifier_poll_interval),
         "NOTIFIER_RETRY_BASE_DELAY": str(settings.notifier_retry_base_delay),
         "NOTIFIER_RETRY_MAX_DELAY": str(settings.notifier_retry_max_delay),
+        "NOTIFIER_LEASE_TTL": str(settings.notifier_lease_ttl),
+        "SMTP_TIMEOUT": str(settings.smtp_timeout),
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
         **extra,

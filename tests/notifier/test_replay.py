@@ -113,7 +113,12 @@ def test_a_rebuild_that_another_planner_overtakes_reads_the_state_back(
 def send_all(ledger: EmailLedger) -> None:
     """What the notifier's sender records once every pending email went out."""
     claimed = ledger.claim(100, time.time())
-    ledger.record([Sent(e.key, f"sent before the replay: {e.kind}", time.time()) for e in claimed])
+    ledger.record(
+        [
+            Sent(e.key, f"sent before the replay: {e.kind}", time.time(), attempt=e.attempts)
+            for e in claimed
+        ]
+    )
 
 
 async def replay_while_a_resend_is_pending(

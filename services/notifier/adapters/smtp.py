@@ -1,5 +1,10 @@
 """SMTP with aiosmtplib: one reused connection per sender worker.
 
+An email goes in two steps: `prepare` (connect if needed, MAIL FROM, RCPT TO) and
+`transfer` (DATA, the point of no return). The sender prepares on every connection at
+once and lets only a few transfers be outstanding (unrecorded) at a time: that bounds
+what a crash can send twice (sender.py).
+
 Replies are sorted into transient and permanent failures (errors.py). A 5xx to the
 message itself (recipient, sender or data refused) is permanent for that email; a 5xx
 while connecting or logging in is a server or configuration fault that every email
@@ -12,7 +17,10 @@ can never take that email, so that is a permanent failure, reported with its rea
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -22,7 +30,12 @@ from services.notifier.domain.emails import (
     UndeliverableAddressError,
     delivery_address,
 )
-from services.notifier.errors import PermanentMailError, TransientMailError
+from services.notifier.errors import (
+    MailError,
+    PermanentMailError,
+    ServerUnreachableError,
+    TransientMailError,
+)
 
 __all__ = ["NO_SMTPUTF8", "SmtpConfig", "SmtpMailer", "classify"]
 
@@ -52,6 +65,10 @@ def classify(error: Exception) -> TransientMailError | PermanentMailError:
         if codes and all(code >= 500 for code in codes):
             return PermanentMailError(f"recipient refused: {detail}")
         return TransientMailError(f"recipient deferred: {detail}")
+    if isinstance(error, aiosmtplib.SMTPRecipientRefused):
+        if error.code >= 500:
+            return PermanentMailError(f"recipient refused: {error.code} {error.message}")
+        return TransientMailError(f"recipient deferred: {error.code} {error.message}")
     if isinstance(
         error,
         aiosmtplib.SMTPConnectResponseError
@@ -62,6 +79,9 @@ def classify(error: Exception) -> TransientMailError | PermanentMailError:
     if isinstance(error, aiosmtplib.SMTPResponseException):
         kind = PermanentMailError if error.code >= 500 else TransientMailError
         return kind(f"{error.code} {error.message}")
+    # Refused, reset, timed out (aiosmtplib's connect and timeout errors are these too).
+    if isinstance(error, OSError | TimeoutError):
+        return ServerUnreachableError(f"{type(error).__name__}: {error}")
     return TransientMailError(f"{type(error).__name__}: {error}")
 
 
@@ -72,6 +92,7 @@ class SmtpMailer:
         self._config = config
         self._client: aiosmtplib.SMTP | None = None
         self._last_used = 0.0
+        self._message: bytes | None = None  # prepared, not yet transferred
 
     async def _connect(self) -> aiosmtplib.SMTP:
         config = self._config
@@ -89,47 +110,98 @@ class SmtpMailer:
 
     async def send(self, message: bytes, recipient: str) -> None:
         """Hand `message` to the server for `recipient`, or raise a MailError."""
+        await self.prepare(message, recipient)
+        await self.transfer()
+
+    async def prepare(self, message: bytes, recipient: str) -> None:
+        """The envelope (connecting if needed, MAIL FROM, RCPT TO), short of the message:
+        nothing is delivered until `transfer`, and `abandon` drops it. Within the
+        configured timeout, as `transfer` is: a leader's hand-overs end within that
+        bound after it stops starting them (leadership.py)."""
         try:
             delivery = delivery_address(recipient)
         except UndeliverableAddressError as error:
             raise PermanentMailError(str(error)) from None
-        client = self._client
-        fresh = client is None or not client.is_connected
-        if not fresh and time.monotonic() - self._last_used > self._config.max_idle:
-            await self.close()
-            fresh = True
-        try:
+        async with self._within_timeout():
+            client = self._client
+            fresh = client is None or not client.is_connected
+            if not fresh and time.monotonic() - self._last_used > self._config.max_idle:
+                await self.close()
+                fresh = True
             if fresh:
                 client = await self._connect()
             assert client is not None
             try:
-                await self._sendmail(client, delivery, message)
+                await self._envelope(client, delivery, message)
             except aiosmtplib.SMTPServerDisconnected:
                 if fresh:
                     raise
                 # The kept connection had been dropped by the server: once more, fresh.
                 await self.close()
                 client = await self._connect()
-                await self._sendmail(client, delivery, message)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-            # After a failure the session state is unknown: start the next one afresh.
-            await self.close()
-            raise classify(error) from None
+                await self._envelope(client, delivery, message)
+        self._message = message
+
+    async def transfer(self) -> None:
+        """DATA: the message is the server's once it answers 250 (the point of no return)."""
+        message, self._message = self._message, None
+        client = self._client
+        if message is None or client is None:
+            raise TransientMailError("no envelope prepared on this connection")
+        async with self._within_timeout():
+            await client.data(message)
         self._last_used = time.monotonic()
 
-    async def _sendmail(
+    async def abandon(self) -> None:
+        """Drop a prepared envelope without sending (RSET), or the connection if it fails."""
+        self._message = None
+        client = self._client
+        if client is None:
+            return
+        try:
+            async with asyncio.timeout(self._config.timeout):
+                await client.rset()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            self._abort()
+
+    @contextlib.asynccontextmanager
+    async def _within_timeout(self) -> AsyncIterator[None]:
+        """The whole step within the configured timeout, its errors as MailErrors; after
+        a failure the session state is unknown: the next email starts afresh."""
+        try:
+            async with asyncio.timeout(self._config.timeout):
+                yield
+        except MailError:
+            self._message = None
+            raise
+        except TimeoutError as error:
+            self._abort()  # no QUIT: the server does not answer
+            raise ServerUnreachableError(f"no answer within {self._config.timeout:g}s") from error
+        except (aiosmtplib.SMTPException, OSError) as error:
+            await self.close()
+            raise classify(error) from None
+
+    async def _envelope(
         self, client: aiosmtplib.SMTP, delivery: DeliveryAddress, message: bytes
     ) -> None:
-        options = ["SMTPUTF8"] if delivery.smtputf8 else []
-        try:
-            await client.sendmail(
-                self._config.sender, [delivery.address], message, mail_options=options
-            )
-        except aiosmtplib.SMTPNotSupported:
-            if not delivery.smtputf8:
-                raise
-            # Refused before MAIL FROM: the session is intact for the next email.
-            raise PermanentMailError(NO_SMTPUTF8) from None
+        if client.last_ehlo_response is None and client.last_helo_response is None:
+            await client.ehlo()
+        encoding = "ascii"
+        options = []
+        if delivery.smtputf8:
+            if not client.supports_extension("smtputf8"):
+                # Refused before MAIL FROM: the session is intact for the next email.
+                raise PermanentMailError(NO_SMTPUTF8)
+            options, encoding = ["SMTPUTF8"], "utf-8"
+        if client.supports_extension("size"):
+            options.insert(0, f"SIZE={len(message)}")
+        await client.mail(self._config.sender, options=options, encoding=encoding)
+        await client.rcpt(delivery.address, encoding=encoding)
+
+    def _abort(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     async def close(self) -> None:
         client, self._client = self._client, None

@@ -4,12 +4,17 @@ The life of an email row: `pending` -> `sending` (the intent, recorded before th
 transaction) -> `sent`; or back to `pending` with a later `next_attempt_at` after a
 transient failure; or `failed` (permanent, or too many attempts); or `skipped` (nothing
 left to send, e.g. the temporary password was already gone); or `replayed` (see below).
+
+Every outcome names the claim it ends (`attempt`: the row's `attempts` once claimed).
+The ledger records it only while the row is still in that claim (`sending`, same
+attempts), so a late write from a notifier that lost the lead meanwhile (its rows
+reclaimed and claimed again by the new leader) changes nothing.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 PENDING, SENDING, SENT, FAILED, SKIPPED = "pending", "sending", "sent", "failed", "skipped"
@@ -29,6 +34,7 @@ class Sent:
     at: float
     # Set for an automatic password email: the invitation service must then shred it.
     temp_password_id: UUID | None = None
+    attempt: int = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -36,18 +42,21 @@ class Retry:
     key: UUID
     at: float
     error: str
+    attempt: int = field(kw_only=True)
 
 
 @dataclass(frozen=True)
 class Failed:
     key: UUID
     error: str
+    attempt: int = field(kw_only=True)
 
 
 @dataclass(frozen=True)
 class Skipped:
     key: UUID
     reason: str
+    attempt: int = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class Released:
     """Claimed but never attempted (shutting down): back to pending, attempt not counted."""
 
     key: UUID
+    attempt: int = field(kw_only=True)
 
 
 Outcome = Sent | Retry | Failed | Skipped | Released

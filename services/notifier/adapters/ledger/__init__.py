@@ -16,7 +16,8 @@ planned exactly once whatever crashes. Sending is at-least-once only in one narr
 carries the same Message-ID.
 
 common.py holds the SQL both databases share, postgres.py and sqlite.py the rest,
-rows.py the rows as Python values, reports.py what is told back to the invitation service
+lease.py the lease one notifier leads by (PostgreSQL; see leadership.py), rows.py the
+rows as Python values, reports.py what is told back to the invitation service
 (delivered passwords, failed emails).
 """
 

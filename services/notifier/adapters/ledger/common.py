@@ -43,6 +43,7 @@ from services.notifier.domain.delivery import (
     Sent,
     Skipped,
 )
+from services.notifier.leadership import Lease, SoleLease
 
 TRACKING_NAME = "notifier"
 # Columns added to the email rows after the first release, created on older ledgers at
@@ -108,6 +109,9 @@ class EmailLedger(OutcomeReports):
     def _keys_clause(self, column: str, keys: Sequence[str]) -> tuple[str, list[Any]]:
         raise NotImplementedError
 
+    def _prefer_latency(self, cur: Cursor) -> None:
+        """For a transaction that must commit fast rather than survive a server crash."""
+
     def _ddl_lock(self, cur: Cursor) -> None:
         """Serialise CREATE TABLE IF NOT EXISTS between processes starting together."""
 
@@ -122,12 +126,11 @@ class EmailLedger(OutcomeReports):
     def _email_columns(self, cur: Cursor) -> set[str]:
         raise NotImplementedError
 
-    def try_lead(self) -> bool:
-        """Become the one notifier that plans and sends (True), or stay standby (False)."""
-        return True
-
-    def resign(self) -> None:
-        """Give up leadership (on shutdown)."""
+    def lease(self, *, holds_for: float) -> Lease:
+        """Who plans and sends (leadership.py). An embedded database has one process: it
+        always leads. `holds_for`: how long after its last confirmation a leader may
+        still be sending (a new leader waits that long)."""
+        return SoleLease()
 
     def close(self) -> None:
         raise NotImplementedError
@@ -265,22 +268,29 @@ class EmailLedger(OutcomeReports):
         return sorted((outbox_email(r) for r in rows), key=lambda e: (e.position, str(e.key)))
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
-        sent = [(o.subject, o.at, str(o.key), SENDING) for o in outcomes if isinstance(o, Sent)]
+        """Record outcomes, each only if its row is still in the claim it names (see
+        domain/delivery.py): safe to call from a notifier that is no longer leading."""
+        sent = [(o.subject, o.at, str(o.key), o.attempt) for o in outcomes if isinstance(o, Sent)]
         retry = [
-            (PENDING, o.at, o.error[:1000], str(o.key), SENDING)
+            (PENDING, o.at, o.error[:1000], str(o.key), SENDING, o.attempt)
             for o in outcomes
             if isinstance(o, Retry)
         ]
         final = [
-            (FAILED, o.error[:1000], str(o.key), SENDING) for o in outcomes if isinstance(o, Failed)
+            (FAILED, o.error[:1000], str(o.key), SENDING, o.attempt)
+            for o in outcomes
+            if isinstance(o, Failed)
         ] + [
-            (SKIPPED, o.reason[:1000], str(o.key), SENDING)
+            (SKIPPED, o.reason[:1000], str(o.key), SENDING, o.attempt)
             for o in outcomes
             if isinstance(o, Skipped)
         ]
-        released = [(PENDING, str(o.key), SENDING) for o in outcomes if isinstance(o, Released)]
-        where = " WHERE message_key = %s AND status = %s"
+        released = [
+            (PENDING, str(o.key), SENDING, o.attempt) for o in outcomes if isinstance(o, Released)
+        ]
+        where = " WHERE message_key = %s AND status = %s AND attempts = %s"
         with self.transaction() as cur:
+            self._prefer_latency(cur)
             if sent:
                 self._record_sent(cur, sent)
             if retry:
@@ -304,14 +314,24 @@ class EmailLedger(OutcomeReports):
                     released,
                 )
 
-    def _record_sent(self, cur: Cursor, sent: list[tuple[str, float, str, str]]) -> None:
+    def _record_sent(self, cur: Cursor, sent: list[tuple[str, float, str, int]]) -> None:
         cur.executemany(
             self._sql(
                 f"UPDATE {self.emails} SET status = '{SENT}', subject = %s, sent_at = %s, "
-                "last_error = NULL WHERE message_key = %s AND status = %s"
+                f"last_error = NULL WHERE message_key = %s AND status = '{SENDING}' "
+                "AND attempts = %s"
             ),
             sent,
         )
+
+    def waiting(self) -> int:
+        """Emails due or waiting for a retry (`pending`), read through its partial index."""
+        with self.transaction() as cur:
+            cur.execute(
+                self._sql(f"SELECT count(*) FROM {self.emails} WHERE status = %s"), (PENDING,)
+            )
+            row = cur.fetchone()
+        return 0 if row is None else int(row[0])
 
     def next_due(self) -> float | None:
         with self.transaction() as cur:

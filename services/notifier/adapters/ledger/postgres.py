@@ -1,4 +1,4 @@
-"""The email ledger on PostgreSQL: a connection pool, COPY for bulk writes, one leader."""
+"""The email ledger on PostgreSQL: a connection pool, COPY for bulk writes, the lease."""
 
 # Table names are interpolated into SQL: they are our own constants and a schema name
 # checked against _IDENTIFIER, never input. Values always go as parameters.
@@ -18,6 +18,11 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from services.notifier.adapters.ledger.common import SUPERSEDED, EmailLedger
+from services.notifier.adapters.ledger.lease import (
+    LEADER_TABLE,
+    PostgresLease,
+    create_leader_table,
+)
 from services.notifier.adapters.ledger.rows import EMAIL_COLUMNS, PLANNED_COLUMNS, Cursor, Json
 from services.notifier.domain.delivery import PENDING, SENDING, SENT, SKIPPED
 from services.notifier.domain.planning import INVITATION_KINDS
@@ -44,7 +49,7 @@ class PostgresLedger(EmailLedger):
             name="notifier",
         )
         self._pool.open(wait=True, timeout=30)
-        self._leader: psycopg.Connection[Any] | None = None
+        self._leases: list[PostgresLease] = []
         super().__init__()
 
     def table(self, name: str) -> str:
@@ -57,6 +62,14 @@ class PostgresLedger(EmailLedger):
 
     def _for_update(self) -> str:
         return " FOR UPDATE"
+
+    def _prefer_latency(self, cur: Cursor) -> None:
+        # Outcomes are committed one email at a time (sender.py): without waiting for
+        # the WAL flush, a commit is a round trip. Committed is committed for every
+        # session, so a notifier that dies right after loses nothing; only a crash of
+        # PostgreSQL itself may lose the last fraction of a second of outcomes, whose
+        # emails are then sent again with the same Message-ID.
+        cur.execute("SET LOCAL synchronous_commit = off")
 
     def _ddl_lock(self, cur: Cursor) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"notifier-ddl:{self.schema}",))
@@ -116,15 +129,16 @@ class PostgresLedger(EmailLedger):
             "FROM notifier_state_incoming ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         )
 
-    def _record_sent(self, cur: Cursor, sent: list[tuple[str, float, str, str]]) -> None:
-        # The hot path at 1,000 emails/s: one statement, not one per email.
-        subjects, moments, keys, _ = (list(c) for c in zip(*sent, strict=True))
+    def _record_sent(self, cur: Cursor, sent: list[tuple[str, float, str, int]]) -> None:
+        # One statement, not one per email (a group commit holds several).
+        subjects, moments, keys, attempts = (list(c) for c in zip(*sent, strict=True))
         cur.execute(
             f"UPDATE {self.emails} AS e SET status = '{SENT}', subject = v.subject, "
             "sent_at = v.at, last_error = NULL FROM unnest(%s::text[], %s::float8[], "
-            "%s::text[]) AS v(subject, at, key) WHERE e.message_key = v.key "
-            f"AND e.status = '{SENDING}'",
-            (subjects, moments, keys),
+            "%s::text[], %s::int[]) AS v(subject, at, key, attempt) "
+            f"WHERE e.message_key = v.key AND e.status = '{SENDING}' "
+            "AND e.attempts = v.attempt",
+            (subjects, moments, keys, attempts),
         )
 
     def _skip_superseded(self, cur: Cursor, superseded: dict[UUID, int]) -> None:
@@ -153,25 +167,19 @@ class PostgresLedger(EmailLedger):
         )
         return list(cur.fetchall())
 
-    def try_lead(self) -> bool:
-        """A session advisory lock: held while this process lives, freed when it dies."""
-        if self._leader is not None:
-            return True
-        conn = psycopg.connect(self._conninfo, autocommit=True)
-        row = conn.execute(
-            "SELECT pg_try_advisory_lock(hashtext(%s))", (f"notifier-leader:{self.schema}",)
-        ).fetchone()
-        if row is not None and row[0]:
-            self._leader = conn
-            return True
-        conn.close()
-        return False
+    def create_tables(self) -> None:
+        super().create_tables()
+        with self.transaction() as cur:
+            self._ddl_lock(cur)
+            create_leader_table(cur, self.table(LEADER_TABLE))
 
-    def resign(self) -> None:
-        if self._leader is not None:
-            self._leader.close()
-            self._leader = None
+    def lease(self, *, holds_for: float) -> PostgresLease:
+        """A lease on a connection of its own, closed with the ledger."""
+        lease = PostgresLease(self._conninfo, self.schema, holds_for=holds_for)
+        self._leases.append(lease)
+        return lease
 
     def close(self) -> None:
-        self.resign()
+        for lease in self._leases:
+            lease.close()
         self._pool.close()
