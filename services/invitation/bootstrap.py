@@ -94,7 +94,7 @@ def open_runtime(
                 tracking_recorder(env),
                 connection,
                 section=settings.relay_section,
-                lease=relay_lease(settings.database_url),
+                lease=relay_lease(settings.database_url, settings.relay_lease_timings),
                 policy=settings.retry_policy,
             )
         batcher = Batcher(
