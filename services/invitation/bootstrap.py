@@ -115,11 +115,14 @@ def build_service(settings: InvitationSettings) -> Service[Runtime]:
     consuming = subscribers_consuming(broker)
 
     async def sample_relay_lag(runtime: Runtime) -> None:
+        if runtime.relay is not None:
+            # First, before any query: with the database away the queries below fail,
+            # and a stale 1 would read as a second leader beside the one taking over.
+            metrics.RELAY_LEADING.labels(relay="outbox").set(int(runtime.relay.leading))
         stored = await asyncio.to_thread(runtime.stored_position)
         metrics.EVENT_STORE_POSITION.labels(store="invitations").set(stored)
         if runtime.relay is not None:
             relay = runtime.relay
-            metrics.RELAY_LEADING.labels(relay="outbox").set(int(relay.leading))
             # A standby reports the lag of the instance that relays, from what it recorded.
             published = (
                 relay.published_position
