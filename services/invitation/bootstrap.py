@@ -96,6 +96,7 @@ def open_runtime(
                 section=settings.relay_section,
                 lease=relay_lease(settings.database_url, settings.relay_lease_timings),
                 policy=settings.retry_policy,
+                wait_policy=settings.wait_policy,
             )
         batcher = Batcher(
             service,

@@ -45,6 +45,7 @@ class FakeLease:
     def __init__(self, timings: LeaseTimings = TIMINGS, *, free: bool = True) -> None:
         self.timings = timings
         self.free = free
+        self.unreachable = 0  # the next tries that fail (the database is away)
         self.lost = False
         self.held = False
         self.tries = 0
@@ -55,6 +56,9 @@ class FakeLease:
 
     def try_acquire(self) -> bool:
         self.tries += 1
+        if self.unreachable:
+            self.unreachable -= 1
+            raise ConnectionError("database away")
         self.held = self.free
         return self.held
 
@@ -131,6 +135,7 @@ class Setup:
             lease=lease,
             idle_poll=0.01,
             policy=RetryPolicy(initial_delay=0.01, max_delay=0.02),
+            wait_policy=RetryPolicy(initial_delay=0.01, max_delay=0.02),
             clock=self.clock,
         )
 
@@ -230,6 +235,18 @@ async def test_a_leader_keeps_its_lease_through_a_broker_outage_and_resumes_with
     await wait_for(lambda: len(set(s.published)) == 2, what="the events published once back")
     assert s.lease.released == 0
     assert s.lease.tries == 1
+
+
+async def test_a_standby_keeps_trying_for_the_lease_while_the_database_is_away(
+    setup: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    lease = FakeLease()
+    lease.unreachable = 3
+    s = setup(lease)
+    s.relay.start()
+    await wait_for(lambda: s.lease.held, what="the lease taken once the database answers")
+    warnings = [r for r in caplog.records if "for the relay lease" in r.getMessage()]
+    assert len(warnings) == 3
 
 
 def test_lease_timings_that_cannot_fence_are_refused_at_start() -> None:

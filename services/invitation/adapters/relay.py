@@ -62,11 +62,14 @@ class OutboxRelay:
         idle_poll: float = 0.5,
         lease: RelayLease | None = None,
         policy: RetryPolicy | None = None,
+        wait_policy: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Publishes on a channel of its own on `connection` (the service's one).
 
         `lease` brings its timings (LeaseTimings); `clock` is what they are measured on.
+        `wait_policy` paces the tries for the lease while the database is away (a wait
+        on a dependency: capped low, so relaying resumes soon after it is back).
         """
         self._log = event_log
         self._tracking = tracking
@@ -79,6 +82,9 @@ class OutboxRelay:
         # Reset by every section relayed (and every idle poll): a relay that worked for
         # an hour and then lost the broker starts again from the first delay.
         self._backoff = (policy or RetryPolicy()).backoff("relay failed", log, traceback=True)
+        self._waiting = (wait_policy or (policy or RetryPolicy()).capped(1.0)).backoff(
+            "could not reach the database for the relay lease", log
+        )
         self._holding = False  # the lease is ours (perhaps still in its grace)
         self._relaying = False  # past the grace: publishing while confirmed
         self._lost = False
@@ -140,14 +146,22 @@ class OutboxRelay:
 
     async def _take_lease(self) -> None:
         standing_by = False
-        while not await asyncio.to_thread(self._lease.try_acquire):
+        while True:
+            try:
+                acquired = await asyncio.to_thread(self._lease.try_acquire)
+            except Exception as error:
+                await self._waiting.failed(error)
+                continue
+            self._waiting.succeeded()
             self._backoff.succeeded()
+            if acquired:
+                break
             if not standing_by:
                 log.info("another instance relays; standing by")
                 standing_by = True
             await asyncio.sleep(self._timings.standby_poll)
         self._holding, self._lost = True, False
-        acquired = self._confirmed_at = self._clock()
+        taken_at = self._confirmed_at = self._clock()
         self._confirming = asyncio.create_task(self._keep_confirming(), name="relay-lease")
         if self._timings.takeover_grace:
             # An instance that held the lease before may publish until its own
@@ -156,7 +170,7 @@ class OutboxRelay:
                 "took the relay lease; relaying in %.1fs (a former leader's grace)",
                 self._timings.takeover_grace,
             )
-            await self._until(acquired + self._timings.takeover_grace)
+            await self._until(taken_at + self._timings.takeover_grace)
         self._relaying = True
         log.info("relaying: this instance holds the relay lease")
 
