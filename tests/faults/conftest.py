@@ -139,7 +139,8 @@ async def run(
     tmp_path: Path,
 ) -> AsyncIterator[Run]:
     # A scenario that failed part-way may have left a server down: up again first.
-    private_postgres.wait_up() if _pg_up(private_postgres) else private_postgres.start()
+    if not _pg_up(private_postgres):
+        private_postgres.start()
     if private_rabbit.process is None:
         private_rabbit.start()
     scenario = Run(private_postgres, private_rabbit, tmp_path, request.node.name)

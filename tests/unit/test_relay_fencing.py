@@ -122,11 +122,22 @@ class FakeTracking:
         self.position = tracking.notification_id
 
 
+class AwayLog(MemoryLog):
+    """The event log, which the test can make fail as a database that went away."""
+
+    away = False
+
+    def read_with_high_water(self, after: int = 0, limit: int = 1000) -> Any:
+        if self.away:
+            raise ConnectionError("database away")
+        return super().read_with_high_water(after, limit)
+
+
 class Setup:
-    def __init__(self, lease: FakeLease) -> None:
+    def __init__(self, lease: FakeLease, policy: RetryPolicy | None = None) -> None:
         self.lease = lease
         self.clock = Ticks()
-        self.log = MemoryLog()
+        self.log = AwayLog()
         self.exchange = FakeExchange()
         self.relay = OutboxRelay(
             self.log,  # type: ignore[arg-type]
@@ -134,7 +145,7 @@ class Setup:
             FakeConnection(self.exchange),  # type: ignore[arg-type]
             lease=lease,
             idle_poll=0.01,
-            policy=RetryPolicy(initial_delay=0.01, max_delay=0.02),
+            policy=policy or RetryPolicy(initial_delay=0.01, max_delay=0.02),
             wait_policy=RetryPolicy(initial_delay=0.01, max_delay=0.02),
             clock=self.clock,
         )
@@ -153,8 +164,8 @@ class Setup:
 async def setup() -> Any:
     made: list[Setup] = []
 
-    def make(lease: FakeLease) -> Setup:
-        made.append(Setup(lease))
+    def make(lease: FakeLease, policy: RetryPolicy | None = None) -> Setup:
+        made.append(Setup(lease, policy))
         return made[-1]
 
     yield make
@@ -235,6 +246,22 @@ async def test_a_leader_keeps_its_lease_through_a_broker_outage_and_resumes_with
     await wait_for(lambda: len(set(s.published)) == 2, what="the events published once back")
     assert s.lease.released == 0
     assert s.lease.tries == 1
+
+
+async def test_a_leader_whose_database_went_away_lets_the_lease_go_without_its_back_off(
+    setup: Any,
+) -> None:
+    # The relay's back-off is long here: only the lost lease can cut it short.
+    s = setup(FakeLease(), RetryPolicy(initial_delay=60, max_delay=60))
+    s.relay.start()
+    await wait_for(lambda: s.lease.held, what="the lease taken")
+    s.clock.advance(TIMINGS.takeover_grace)
+    s.log.away = True
+    s.invite()  # the read fails: the relay backs off
+    await wait_for(lambda: s.relay._backoff.failures >= 1, what="the relay backing off")
+    s.lease.lost = True  # and the confirmation finds the lease gone with the database
+    await wait_for(lambda: s.lease.released >= 1, timeout=5, what="the lease let go")
+    assert not s.relay.leading
 
 
 async def test_a_standby_keeps_trying_for_the_lease_while_the_database_is_away(

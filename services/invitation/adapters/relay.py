@@ -81,13 +81,15 @@ class OutboxRelay:
         self._clock = clock
         # Reset by every section relayed (and every idle poll): a relay that worked for
         # an hour and then lost the broker starts again from the first delay.
-        self._backoff = (policy or RetryPolicy()).backoff("relay failed", log, traceback=True)
+        self._backoff = (policy or RetryPolicy()).backoff(
+            "relay failed", log, traceback=True, sleep=self._pause
+        )
         self._waiting = (wait_policy or (policy or RetryPolicy()).capped(1.0)).backoff(
             "could not reach the database for the relay lease", log
         )
         self._holding = False  # the lease is ours (perhaps still in its grace)
         self._relaying = False  # past the grace: publishing while confirmed
-        self._lost = False
+        self._lost = asyncio.Event()  # set by the confirming timer
         self._confirmed_at = -float("inf")
         self._confirmed = asyncio.Event()
         self._confirming: asyncio.Task[None] | None = None
@@ -138,6 +140,12 @@ class OutboxRelay:
                     log.warning("stopped relaying: %s", error)
                     await self._let_go()
                 except Exception as error:
+                    if self._lost.is_set():
+                        # The database went, and the lease with it: the relay's back-off
+                        # would only delay the new try for the lease (on the wait policy).
+                        log.warning("stopped relaying: the lease was lost (%s)", error)
+                        await self._let_go()
+                        continue
                     # The lease stays ours while it is confirmed (a broker outage keeps
                     # it): no grace to wait out again once the broker is back.
                     await self._backoff.failed(error)
@@ -160,7 +168,8 @@ class OutboxRelay:
                 log.info("another instance relays; standing by")
                 standing_by = True
             await asyncio.sleep(self._timings.standby_poll)
-        self._holding, self._lost = True, False
+        self._holding = True
+        self._lost.clear()
         taken_at = self._confirmed_at = self._clock()
         self._confirming = asyncio.create_task(self._keep_confirming(), name="relay-lease")
         if self._timings.takeover_grace:
@@ -187,16 +196,22 @@ class OutboxRelay:
                 log.exception("could not confirm the relay lease")
                 held = False
             if not held:
-                self._lost = True
+                self._lost.set()
                 self._wake.set()  # an idle relay stops now, not at its next poll
                 return
             self._confirmed_at = started
             self._confirmed.set()
 
+    async def _pause(self, seconds: float) -> None:
+        """The relay's back-off, cut short when the lease is lost: a database that went
+        away took the lease, and trying for it again (on the wait policy) is due now."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._lost.wait(), seconds)
+
     async def _fence(self) -> None:
         """Returns when publishing is allowed now; raises LeaseLostError once it never will."""
         while True:
-            if self._lost:
+            if self._lost.is_set():
                 raise LeaseLostError("could not confirm the relay lease")
             if self._confirmed_recently():
                 return
