@@ -108,8 +108,9 @@ def open_runtime(
                 tracking_recorder(env),
                 connection,
                 section=settings.relay_section,
-                lease=relay_lease(settings.database_url),
+                lease=relay_lease(settings.database_url, settings.relay_lease_timings),
                 policy=settings.retry_policy,
+                wait_policy=settings.wait_policy,
             )
         batcher = Batcher(
             service,
@@ -131,11 +132,14 @@ def build_service(settings: InvitationSettings) -> Service[Runtime]:
     consuming = subscribers_consuming(broker)
 
     async def sample_relay_lag(runtime: Runtime) -> None:
+        if runtime.relay is not None:
+            # First, before any query: with the database away the queries below fail,
+            # and a stale 1 would read as a second leader beside the one taking over.
+            metrics.RELAY_LEADING.labels(relay="outbox").set(int(runtime.relay.leading))
         stored = await asyncio.to_thread(runtime.stored_position)
         metrics.EVENT_STORE_POSITION.labels(store="invitations").set(stored)
         if runtime.relay is not None:
             relay = runtime.relay
-            metrics.RELAY_LEADING.labels(relay="outbox").set(int(relay.leading))
             # A standby reports the lag of the instance that relays, from what it recorded.
             published = (
                 relay.published_position

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from services.invitation.adapters.relay_lease import LeaseTimings
 from services.invitation.adapters.sender_policy import SenderPolicyError, load_sender_policy
 from shared.retry import RetrySettings
 from shared.senders import broker_user
@@ -24,6 +25,13 @@ class InvitationSettings(RetrySettings):
     # The relay can be switched off to run several intake-only instances (and in tests).
     relay_enabled: bool = True
     relay_section: int = 500
+    # The relay's lease (adapters/relay_lease.py), in seconds: a standby tries for it
+    # this often; the leader confirms it this often and publishes only within
+    # `valid_for` of its last confirmation; a new holder waits the grace first.
+    relay_standby_poll: float = 1.0
+    relay_lease_confirm_every: float = 0.5
+    relay_lease_valid_for: float = 1.5
+    relay_takeover_grace: float = 2.0
     # argon2id cost for temporary-password hashes (see README, "Secrets").
     temp_password_hash_time_cost: int = 1
     temp_password_hash_memory_kib: int = 2048
@@ -44,6 +52,20 @@ class InvitationSettings(RetrySettings):
             except SenderPolicyError as error:  # reported as "SENDER_POLICY: <this>"
                 raise ValueError(str(error).removeprefix("SENDER_POLICY ")) from None
         return path or None
+
+    @model_validator(mode="after")
+    def _lease_timings_fence(self) -> InvitationSettings:
+        self.relay_lease_timings  # noqa: B018 (raises, naming the rule, when they cannot fence)
+        return self
+
+    @property
+    def relay_lease_timings(self) -> LeaseTimings:
+        return LeaseTimings(
+            standby_poll=self.relay_standby_poll,
+            confirm_every=self.relay_lease_confirm_every,
+            valid_for=self.relay_lease_valid_for,
+            takeover_grace=self.relay_takeover_grace,
+        )
 
     @property
     def internal_sender_names(self) -> frozenset[str]:

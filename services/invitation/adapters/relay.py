@@ -7,7 +7,9 @@ the section after restart: duplicates carry the same `message_id` (= event_id), 
 consumers already dedupe on; a gap is impossible.
 
 One instance relays at a time (relay_lease.py); another stands by and takes over when
-the first stops or dies.
+the first stops or dies. The leader publishes only while its lease was confirmed
+recently (a timer of its own confirms it), and a new holder waits out a grace before
+its first publish, so two instances never publish at once (relay_lease.py says why).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import aio_pika
@@ -47,7 +51,7 @@ def tracking_recorder(env: dict[str, str]) -> Any:
 
 
 class LeaseLostError(Exception):
-    """The lease went with its connection and another instance holds it now."""
+    """The lease could not be confirmed: another instance may hold it now."""
 
 
 class OutboxRelay:
@@ -60,26 +64,55 @@ class OutboxRelay:
         section: int = 500,
         idle_poll: float = 0.5,
         lease: RelayLease | None = None,
-        standby_poll: float = 2.0,
         policy: RetryPolicy | None = None,
+        wait_policy: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Publishes on a channel of its own on `connection` (the service's one)."""
+        """Publishes on a channel of its own on `connection` (the service's one).
+
+        `lease` brings its timings (LeaseTimings); `clock` is what they are measured on.
+        `wait_policy` paces the tries for the lease while the database is away (a wait
+        on a dependency: capped low, so relaying resumes soon after it is back).
+        """
         self._log = event_log
         self._tracking = tracking
         self._connection = connection
         self._section = section
         self._idle_poll = idle_poll
         self._lease = lease or SoleRelay()
-        self._standby_poll = standby_poll
+        self._timings = self._lease.timings
+        self._clock = clock
         # Reset by every section relayed (and every idle poll): a relay that worked for
         # an hour and then lost the broker starts again from the first delay.
-        self._backoff = (policy or RetryPolicy()).backoff("relay failed", log, traceback=True)
-        self.leading = False
+        self._backoff = (policy or RetryPolicy()).backoff(
+            "relay failed", log, traceback=True, sleep=self._pause
+        )
+        self._waiting = (wait_policy or (policy or RetryPolicy()).capped(1.0)).backoff(
+            "could not reach the database for the relay lease", log
+        )
+        self._holding = False  # the lease is ours (perhaps still in its grace)
+        self._relaying = False  # past the grace: publishing while confirmed
+        self._lost = asyncio.Event()  # set by the confirming timer
+        self._confirmed_at = -float("inf")
+        self._confirmed = asyncio.Event()
+        self._confirming: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published_position = 0
         self.published_count = 0
         self._tracing = tracing_enabled()
+
+    @property
+    def leading(self) -> bool:
+        """Publishing now: past the grace, and the lease confirmed within its validity.
+
+        The `invitations_relay_leading` gauge reads this, so a leader that cannot confirm
+        its lease reads 0 before a standby can read 1.
+        """
+        return self._relaying and self._confirmed_recently()
+
+    def _confirmed_recently(self) -> bool:
+        return self._clock() - self._confirmed_at < self._timings.valid_for
 
     def wake(self) -> None:
         """Called after a commit, so new events go out without waiting for the poll."""
@@ -99,33 +132,115 @@ class OutboxRelay:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _supervise(self) -> None:
-        while True:
-            try:
-                await self._run()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                await self._backoff.failed(error)
+        try:
+            while True:
+                try:
+                    if not self._holding:
+                        await self._take_lease()
+                    await self._relay()
+                except asyncio.CancelledError:
+                    raise
+                except LeaseLostError as error:
+                    log.warning("stopped relaying: %s", error)
+                    await self._let_go()
+                except Exception as error:
+                    if self._lost.is_set():
+                        # The database went, and the lease with it: the relay's back-off
+                        # would only delay the new try for the lease (on the wait policy).
+                        log.warning("stopped relaying: the lease was lost (%s)", error)
+                        await self._let_go()
+                        continue
+                    # The lease stays ours while it is confirmed (a broker outage keeps
+                    # it): no grace to wait out again once the broker is back.
+                    await self._backoff.failed(error)
+        finally:
+            await self._let_go()
 
-    async def _run(self) -> None:
+    async def _take_lease(self) -> None:
         standing_by = False
         while True:
-            if await asyncio.to_thread(self._lease.acquire):
-                break
+            try:
+                acquired = await asyncio.to_thread(self._lease.try_acquire)
+            except Exception as error:
+                await self._waiting.failed(error)
+                continue
+            self._waiting.succeeded()
             self._backoff.succeeded()
+            if acquired:
+                break
             if not standing_by:
                 log.info("another instance relays; standing by")
                 standing_by = True
-            await asyncio.sleep(self._standby_poll)
-        self.leading = True
+            await asyncio.sleep(self._timings.standby_poll)
+        self._holding = True
+        self._lost.clear()
+        taken_at = self._confirmed_at = self._clock()
+        self._confirming = asyncio.create_task(self._keep_confirming(), name="relay-lease")
+        if self._timings.takeover_grace:
+            # An instance that held the lease before may publish until its own
+            # confirmation runs out (valid_for < takeover_grace): let it.
+            log.info(
+                "took the relay lease; relaying in %.1fs (a former leader's grace)",
+                self._timings.takeover_grace,
+            )
+            await self._until(taken_at + self._timings.takeover_grace)
+        self._relaying = True
         log.info("relaying: this instance holds the relay lease")
-        try:
-            await self._relay()
-        except LeaseLostError as error:
-            log.warning("stopped relaying: %s", error)
-        finally:
-            self.leading = False
-            await asyncio.to_thread(self._lease.release)
+
+    async def _keep_confirming(self) -> None:
+        """The leader's own timer: confirm every `confirm_every`, whatever the relay does."""
+        while True:
+            await asyncio.sleep(self._timings.confirm_every)
+            # When the query started is what counts: the lock was held at some moment
+            # after it, and no sooner than that can another instance have taken it.
+            started = self._clock()
+            try:
+                held = await asyncio.to_thread(self._lease.confirm)
+            except Exception:  # a fake's or a driver's surprise: treat it as lost
+                log.exception("could not confirm the relay lease")
+                held = False
+            if not held:
+                self._lost.set()
+                self._wake.set()  # an idle relay stops now, not at its next poll
+                return
+            self._confirmed_at = started
+            self._confirmed.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """The relay's back-off, cut short when the lease is lost: a database that went
+        away took the lease, and trying for it again (on the wait policy) is due now."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._lost.wait(), seconds)
+
+    async def _fence(self) -> None:
+        """Returns when publishing is allowed now; raises LeaseLostError once it never will."""
+        while True:
+            if self._lost.is_set():
+                raise LeaseLostError("could not confirm the relay lease")
+            if self._confirmed_recently():
+                return
+            # A slow confirmation (a busy database): pause until it comes or fails.
+            self._confirmed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._confirmed.wait(), self._timings.confirm_every)
+
+    async def _until(self, moment: float) -> None:
+        """Wait until `moment` on the relay's clock, looking again at each confirmation
+        (a test moves that clock)."""
+        while (left := moment - self._clock()) > 0:
+            self._confirmed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._confirmed.wait(), left)
+
+    async def _let_go(self) -> None:
+        self._relaying = False
+        self._holding = False
+        confirming, self._confirming = self._confirming, None
+        if confirming is not None:
+            confirming.cancel()
+            await asyncio.gather(confirming, return_exceptions=True)
+        # Waits for a confirmation still running in its thread (the lease's lock).
+        await asyncio.to_thread(self._lease.release)
 
     async def _relay(self) -> None:
         channel = await self._connection.channel(publisher_confirms=True)
@@ -137,13 +252,13 @@ class OutboxRelay:
             position = position or 0
             self.published_position = position
             while True:
-                if not await asyncio.to_thread(self._lease.acquire):
-                    raise LeaseLostError("another instance took the relay lease")
+                await self._fence()
                 envelopes, last = await asyncio.to_thread(
                     self._log.read_with_high_water, position, self._section
                 )
                 if envelopes:
                     traces = await asyncio.to_thread(self._trace_contexts, envelopes)
+                    await self._fence()  # the reads may have taken a while
                     await asyncio.gather(
                         *(
                             _publish(exchange, e, traces.get(e.correlation_id or ""))

@@ -1,0 +1,283 @@
+"""The outbox relay's fenced leadership, with a fake lease, broker and clock.
+
+The clock the fence reads is the test's: a leader's confirmation goes stale, or a new
+holder's grace runs out, only when the test moves it. The relay's own timers (confirm,
+standby tries, idle polls) run on real, short sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import Tracking
+from pydantic import ValidationError
+
+from services.invitation.adapters.relay import OutboxRelay
+from services.invitation.adapters.relay_lease import LeaseTimings
+from services.invitation.settings import InvitationSettings
+from shared.retry import RetryPolicy
+from tests.fakes import MemoryLog
+from tests.support import wait_for
+
+TIMINGS = LeaseTimings(standby_poll=0.01, confirm_every=0.01, valid_for=1.0, takeover_grace=2.0)
+
+
+class Ticks:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeLease:
+    """A lease the test grants, withholds, hangs (the database stops answering) or loses."""
+
+    def __init__(self, timings: LeaseTimings = TIMINGS, *, free: bool = True) -> None:
+        self.timings = timings
+        self.free = free
+        self.unreachable = 0  # the next tries that fail (the database is away)
+        self.lost = False
+        self.held = False
+        self.tries = 0
+        self.confirms = 0
+        self.released = 0
+        self._answering = threading.Event()
+        self._answering.set()
+
+    def try_acquire(self) -> bool:
+        self.tries += 1
+        if self.unreachable:
+            self.unreachable -= 1
+            raise ConnectionError("database away")
+        self.held = self.free
+        return self.held
+
+    def confirm(self) -> bool:
+        self._answering.wait(10)
+        self.confirms += 1
+        return self.held and not self.lost
+
+    def release(self) -> None:
+        self.held = False
+        self.released += 1
+
+    def hang(self) -> None:
+        self._answering.clear()
+
+    def answer(self) -> None:
+        self._answering.set()
+
+
+class FakeExchange:
+    def __init__(self) -> None:
+        self.published: list[str] = []
+        self.failures = 0  # the next publishes that fail (the broker went away)
+
+    async def publish(self, message: Any, routing_key: str) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("broker gone")
+        self.published.append(message.message_id)
+
+
+class FakeChannel:
+    is_closed = False
+
+    def __init__(self, exchange: FakeExchange) -> None:
+        self._exchange = exchange
+
+    async def declare_exchange(self, *args: Any, **kwargs: Any) -> FakeExchange:
+        return self._exchange
+
+    async def close(self) -> None:
+        self.is_closed = True
+
+
+class FakeConnection:
+    def __init__(self, exchange: FakeExchange) -> None:
+        self._exchange = exchange
+
+    async def channel(self, **options: Any) -> FakeChannel:
+        return FakeChannel(self._exchange)
+
+
+class FakeTracking:
+    def __init__(self) -> None:
+        self.position = 0
+
+    def max_tracking_id(self, name: str) -> int:
+        return self.position
+
+    def insert_tracking(self, tracking: Tracking) -> None:
+        self.position = tracking.notification_id
+
+
+class AwayLog(MemoryLog):
+    """The event log, which the test can make fail as a database that went away."""
+
+    away = False
+
+    def read_with_high_water(self, after: int = 0, limit: int = 1000) -> Any:
+        if self.away:
+            raise ConnectionError("database away")
+        return super().read_with_high_water(after, limit)
+
+
+class Setup:
+    def __init__(self, lease: FakeLease, policy: RetryPolicy | None = None) -> None:
+        self.lease = lease
+        self.clock = Ticks()
+        self.log = AwayLog()
+        self.exchange = FakeExchange()
+        self.relay = OutboxRelay(
+            self.log,  # type: ignore[arg-type]
+            FakeTracking(),
+            FakeConnection(self.exchange),  # type: ignore[arg-type]
+            lease=lease,
+            idle_poll=0.01,
+            policy=policy or RetryPolicy(initial_delay=0.01, max_delay=0.02),
+            wait_policy=RetryPolicy(initial_delay=0.01, max_delay=0.02),
+            clock=self.clock,
+        )
+
+    def invite(self, count: int = 1) -> None:
+        for i in range(count):
+            self.log.add("InvitationRevoked", "acme", invitation_id=f"i{i}", reason=None)
+        self.relay.wake()
+
+    @property
+    def published(self) -> list[str]:
+        return self.exchange.published
+
+
+@pytest.fixture
+async def setup() -> Any:
+    made: list[Setup] = []
+
+    def make(lease: FakeLease, policy: RetryPolicy | None = None) -> Setup:
+        made.append(Setup(lease, policy))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.lease.answer()
+        await each.relay.stop()
+
+
+async def test_a_leader_that_cannot_confirm_its_lease_stops_publishing_once_it_is_stale(
+    setup: Any,
+) -> None:
+    s = setup(FakeLease())
+    s.relay.start()
+    await wait_for(lambda: s.lease.held, what="the lease taken")
+    s.clock.advance(TIMINGS.takeover_grace)
+    s.invite()
+    await wait_for(lambda: len(s.published) == 1, what="the first event published")
+    assert s.relay.leading
+
+    s.lease.hang()  # the database stops answering: the confirmation in flight waits
+    s.clock.advance(TIMINGS.valid_for)
+    assert not s.relay.leading  # the gauge reads 0 from now on
+    s.invite()
+    await asyncio.sleep(0.1)  # ten idle polls in which it must not publish
+    assert len(s.published) == 1
+
+    s.lease.lost = True
+    s.lease.answer()  # the confirmation fails: the relay lets the lease go
+    await wait_for(lambda: s.lease.released >= 1, what="the lease released")
+    assert len(s.published) == 1
+    assert not s.relay.leading
+
+
+async def test_a_new_holder_publishes_nothing_during_the_takeover_grace(
+    setup: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="services.invitation.adapters.relay")
+    s = setup(FakeLease(free=False))
+    s.invite(3)
+    s.relay.start()
+    await wait_for(lambda: s.lease.tries >= 3, what="the standby trying on its timer")
+    assert [r.message for r in caplog.records].count("another instance relays; standing by") == 1
+
+    s.lease.free = True  # the leader went away
+    await wait_for(lambda: s.lease.held, what="the standby taking the lease")
+    confirms = s.lease.confirms
+    await wait_for(lambda: s.lease.confirms >= confirms + 3, what="confirmations in the grace")
+    assert s.published == []
+    assert not s.relay.leading
+
+    s.clock.advance(TIMINGS.takeover_grace)
+    await wait_for(lambda: len(s.published) == 3, what="the events published after the grace")
+    assert s.relay.leading
+
+
+async def test_a_standby_tries_for_the_lease_on_its_own_timer_not_on_every_commit(
+    setup: Any,
+) -> None:
+    slow = LeaseTimings(standby_poll=60, confirm_every=0.01, valid_for=1, takeover_grace=2)
+    s = setup(FakeLease(slow, free=False))
+    s.relay.start()
+    await wait_for(lambda: s.lease.tries == 1, what="the first try")
+    for _ in range(100):
+        s.invite()  # each commit wakes the relay
+        await asyncio.sleep(0)
+    assert s.lease.tries == 1
+
+
+async def test_a_leader_keeps_its_lease_through_a_broker_outage_and_resumes_without_a_grace(
+    setup: Any,
+) -> None:
+    s = setup(FakeLease())
+    s.relay.start()
+    await wait_for(lambda: s.lease.held, what="the lease taken")
+    s.clock.advance(TIMINGS.takeover_grace)
+    s.exchange.failures = 3
+    s.invite(2)
+    await wait_for(lambda: len(set(s.published)) == 2, what="the events published once back")
+    assert s.lease.released == 0
+    assert s.lease.tries == 1
+
+
+async def test_a_leader_whose_database_went_away_lets_the_lease_go_without_its_back_off(
+    setup: Any,
+) -> None:
+    # The relay's back-off is long here: only the lost lease can cut it short.
+    s = setup(FakeLease(), RetryPolicy(initial_delay=60, max_delay=60))
+    s.relay.start()
+    await wait_for(lambda: s.lease.held, what="the lease taken")
+    s.clock.advance(TIMINGS.takeover_grace)
+    s.log.away = True
+    s.invite()  # the read fails: the relay backs off
+    await wait_for(lambda: s.relay._backoff.failures >= 1, what="the relay backing off")
+    s.lease.lost = True  # and the confirmation finds the lease gone with the database
+    await wait_for(lambda: s.lease.released >= 1, timeout=5, what="the lease let go")
+    assert not s.relay.leading
+
+
+async def test_a_standby_keeps_trying_for_the_lease_while_the_database_is_away(
+    setup: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    lease = FakeLease()
+    lease.unreachable = 3
+    s = setup(lease)
+    s.relay.start()
+    await wait_for(lambda: s.lease.held, what="the lease taken once the database answers")
+    warnings = [r for r in caplog.records if "for the relay lease" in r.getMessage()]
+    assert len(warnings) == 3
+
+
+def test_lease_timings_that_cannot_fence_are_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match="valid_for < takeover_grace"):
+        InvitationSettings(development_mode=True, relay_takeover_grace=1.0)
+    with pytest.raises(ValueError, match="confirm_every < valid_for"):
+        LeaseTimings(confirm_every=2, valid_for=1.5)
