@@ -5,7 +5,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import psycopg
+import psycopg_pool.pool
 from psycopg import sql
+from psycopg_pool.base import AttemptWithBackoff
 
 
 def postgres_conninfo(database_url: str) -> str:
@@ -17,3 +19,25 @@ def postgres_conninfo(database_url: str) -> str:
 def ensure_schema(database_url: str, schema: str) -> None:
     with psycopg.connect(postgres_conninfo(database_url), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+
+def cap_pool_reconnect_delay(max_delay: float) -> None:
+    """Cap the delay between a psycopg pool's tries to replace a lost connection.
+
+    psycopg_pool doubles that delay without a cap (1, 2, 4, 8, 16 s...) until its
+    `reconnect_timeout` (5 min), and neither it nor eventsourcing's datastore, which
+    builds the pool, takes another policy. So after a PostgreSQL restart of a few
+    seconds, the pools' next try came up to 15 s after the database was back, and the
+    relay and the notifier waited that long. Capped at the services' wait cap
+    (RETRY_WAIT_MAX_DELAY), work resumes within about that long of the database's return.
+
+    Process-wide: the pool module builds its tries from this one class. The services'
+    skeleton calls it once at start; nothing does at import.
+    """
+
+    class CappedAttempt(AttemptWithBackoff):
+        def update_delay(self, now: float) -> None:
+            super().update_delay(now)
+            self.delay = min(self.delay, max_delay)
+
+    psycopg_pool.pool.AttemptWithBackoff = CappedAttempt  # type: ignore[attr-defined]

@@ -148,8 +148,8 @@ class RetrySettings(ServiceSettings):
     # RETRY_MAX_DELAY: the cap in running work (the relay, planning, event-store reads).
     retry_max_delay: float = Field(default=10.0, gt=0)
     # RETRY_WAIT_MAX_DELAY: the cap where work waits on a dependency (start-up, the
-    # broker's reconnects, a batch of commands): work resumes within about this long of
-    # the dependency's return.
+    # broker's reconnects, a batch of commands, the database pools' reconnects): work
+    # resumes within about this long of the dependency's return.
     retry_wait_max_delay: float = Field(default=1.0, gt=0)
 
     @property

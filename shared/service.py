@@ -53,7 +53,7 @@ from aiormq.exceptions import AMQPError
 from faststream.rabbit import RabbitBroker
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from shared.database import postgres_conninfo
+from shared.database import cap_pool_reconnect_delay, postgres_conninfo
 from shared.event_loop import run
 from shared.ops_http import Check, NotReadyError, OpsServer, start_ops_http
 from shared.retry import RetrySettings, describe
@@ -182,6 +182,7 @@ class Service(Generic[R]):
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
+        cap_pool_reconnect_delay(self._settings.wait_policy.max_delay)
         # Off (nothing installed) unless OTEL_EXPORTER_OTLP_ENDPOINT is set (shared/telemetry.py).
         self._tracer_provider = install_tracing(self.name)
         self.ops = await start_ops_http(

@@ -1,0 +1,37 @@
+"""A psycopg pool tries to replace a lost connection at most every wait cap, not ever
+more rarely (its own back-off doubles without a cap: 1, 2, 4, 8, 16 s...)."""
+
+from __future__ import annotations
+
+import psycopg_pool.pool
+import pytest
+
+from shared.database import cap_pool_reconnect_delay
+
+
+@pytest.fixture(autouse=True)
+def restore_the_pool_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The cap is process-wide: put the library's own class back after each test.
+    monkeypatch.setattr(
+        psycopg_pool.pool, "AttemptWithBackoff", psycopg_pool.pool.AttemptWithBackoff
+    )
+
+
+def delays(tries: int) -> list[float]:
+    attempt = psycopg_pool.pool.AttemptWithBackoff(timeout=300)
+    seen = []
+    for second in range(tries):
+        attempt.update_delay(now=float(second))
+        seen.append(attempt.delay)
+    return seen
+
+
+def test_the_library_alone_waits_longer_after_each_failed_try() -> None:
+    assert delays(6)[-1] > 16
+
+
+def test_capped_the_pool_tries_again_at_least_every_wait_cap() -> None:
+    cap_pool_reconnect_delay(1.5)
+    seen = delays(12)
+    assert max(seen) == pytest.approx(1.5)
+    assert seen[0] <= 1.1  # the first try still comes after the library's first delay
