@@ -26,6 +26,7 @@ from uuid import UUID
 
 from services.notifier.adapters.ledger import EmailLedger, FailedEmail
 from services.notifier.metrics import Metrics
+from shared.event_loop import wait_event
 from shared.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -122,8 +123,7 @@ class DeliveryReports:
             # Broker or database away: the rows stay unreported and are tried again with
             # the one retry policy, whose back-off starts afresh at every pass.
             await self._policy.retrying("reporting email outcomes", log).call(self.report_pending)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll)
+            await wait_event(self._wake, self._poll)
 
     async def stop(self, grace: float = 2.0) -> None:
         if self._task is not None:

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from services.notifier.domain.delivery import Outcome
+from shared.event_loop import wait_event
 from shared.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,7 @@ class GroupCommit:
     async def stop(self, within: float) -> bool:
         """Record what is waiting (trying for up to `within` seconds); True if all was."""
         if self._task is not None and not self._task.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), within)
+            await wait_event(self._drained, within)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

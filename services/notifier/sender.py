@@ -26,7 +26,6 @@ sent by the next leader too, but for the first time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -58,6 +57,7 @@ from services.notifier.errors import (
 )
 from services.notifier.metrics import Metrics
 from services.notifier.recording import GroupCommit
+from shared.event_loop import wait_event
 from shared.telemetry import SpanKind, child_span
 
 log = logging.getLogger(__name__)
@@ -239,8 +239,7 @@ class DeliveryEngine:
         return min(self._poll, max(0.01, due - self._clock()))
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        await wait_event(self._wake, seconds)
 
     # -- sending -------------------------------------------------------------------------
 

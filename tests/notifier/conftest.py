@@ -231,11 +231,12 @@ async def commands(invitations: Invitations) -> AsyncIterator[CommandRelay]:
     async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         async with message.process():
             body = json.loads(message.body)
-            relay.received.append({"routing_key": message.routing_key, **body})
             name = message.routing_key or ""
             command = COMMANDS[name].model_validate(body)
             reply = await asyncio.to_thread(invitations.handle, name, command)
             assert reply.status == "accepted", reply
+            # Only once handled: a test that sees it received may read its effect.
+            relay.received.append({"routing_key": message.routing_key, **body})
 
     await queue.consume(on_message)
     yield relay

@@ -83,8 +83,10 @@ def test_event_to_email_latency_is_observed_for_accepted_emails_only() -> None:
     notifier = Metrics()
     key = uuid.uuid4()
     notifier.observe_latency("invitation_linked", 1000.0, Sent(key, "subject", 1000.15, attempt=1))
-    notifier.observe_latency("invitation_linked", 1000.0, Failed(key, "refused"))
-    notifier.observe_latency("invitation_linked", None, Sent(key, "planned before", 1000.2, attempt=1))
+    notifier.observe_latency("invitation_linked", 1000.0, Failed(key, "refused", attempt=1))
+    notifier.observe_latency(
+        "invitation_linked", None, Sent(key, "planned before", 1000.2, attempt=1)
+    )
     registry = notifier.registry
     labels = {"kind": "invitation_linked"}
     assert value("notifier_event_to_email_seconds_count", registry, **labels) == 1

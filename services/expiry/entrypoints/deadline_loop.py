@@ -27,6 +27,7 @@ from services.expiry.domain.deadlines import describe
 from services.expiry.domain.dispatch import Firing
 from services.expiry.metrics import ExpiryMetrics
 from shared.contract import EventEnvelope, Reply
+from shared.event_loop import wait_event
 from shared.retry import Retrying, RetryPolicy, StoppedError
 
 log = logging.getLogger(__name__)
@@ -141,8 +142,7 @@ class ExpiryRunner:
                     await self._pause(self._poll_interval)
 
     async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+        await wait_event(self._stopping, seconds)
 
     # -- firing --------------------------------------------------------------------------
 
@@ -162,8 +162,7 @@ class ExpiryRunner:
                 next_at = self.expiry.next_at()
                 delay = MAX_SLEEP if next_at is None else next_at - self._clock()
                 if delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), min(delay, MAX_SLEEP))
+                    await wait_event(self._wake, min(delay, MAX_SLEEP))
             except Exception:
                 log.exception("the fire loop failed; going on")
                 await self._pause(1.0)

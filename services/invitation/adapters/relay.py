@@ -15,7 +15,6 @@ its first publish, so two instances never publish at once (relay_lease.py says w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from services.invitation import metrics
 from services.invitation.adapters.relay_lease import RelayLease, SoleRelay
 from services.invitation.eventstore import EventLog, PostgresTrackingRecorderSerialised
 from shared.contract import EventEnvelope
+from shared.event_loop import wait_event
 from shared.event_message import to_message
 from shared.retry import RetryPolicy
 from shared.service import close_channel
@@ -209,8 +209,7 @@ class OutboxRelay:
     async def _pause(self, seconds: float) -> None:
         """The relay's back-off, cut short when the lease is lost: a database that went
         away took the lease, and trying for it again (on the wait policy) is due now."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._lost.wait(), seconds)
+        await wait_event(self._lost, seconds)
 
     async def _fence(self) -> None:
         """Returns when publishing is allowed now; raises LeaseLostError once it never will."""
@@ -221,16 +220,14 @@ class OutboxRelay:
                 return
             # A slow confirmation (a busy database): pause until it comes or fails.
             self._confirmed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._confirmed.wait(), self._timings.confirm_every)
+            await wait_event(self._confirmed, self._timings.confirm_every)
 
     async def _until(self, moment: float) -> None:
         """Wait until `moment` on the relay's clock, looking again at each confirmation
         (a test moves that clock)."""
         while (left := moment - self._clock()) > 0:
             self._confirmed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._confirmed.wait(), left)
+            await wait_event(self._confirmed, left)
 
     async def _let_go(self) -> None:
         self._relaying = False
@@ -276,8 +273,7 @@ class OutboxRelay:
                     continue  # there may be more right behind
                 self._backoff.succeeded()
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._idle_poll)
+                await wait_event(self._wake, self._idle_poll)
         finally:
             await close_channel(channel)  # the connection is the service's
 
