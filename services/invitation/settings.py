@@ -29,9 +29,9 @@ class InvitationSettings(RetrySettings):
     # this often; the leader confirms it this often and publishes only within
     # `valid_for` of its last confirmation; a new holder waits the grace first.
     relay_standby_poll: float = 1.0
-    relay_lease_confirm_every: float = 0.5
-    relay_lease_valid_for: float = 1.5
-    relay_takeover_grace: float = 2.0
+    relay_lease_confirm_every: float = 0.25
+    relay_lease_valid_for: float = 0.75
+    relay_takeover_grace: float = 1.0
     # argon2id cost for temporary-password hashes (see README, "Secrets").
     temp_password_hash_time_cost: int = 1
     temp_password_hash_memory_kib: int = 2048

@@ -278,6 +278,6 @@ async def test_a_standby_keeps_trying_for_the_lease_while_the_database_is_away(
 
 def test_lease_timings_that_cannot_fence_are_refused_at_start() -> None:
     with pytest.raises(ValidationError, match="valid_for < takeover_grace"):
-        InvitationSettings(development_mode=True, relay_takeover_grace=1.0)
+        InvitationSettings(development_mode=True, relay_takeover_grace=0.5)
     with pytest.raises(ValueError, match="confirm_every < valid_for"):
         LeaseTimings(confirm_every=2, valid_for=1.5)

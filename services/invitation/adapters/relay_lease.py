@@ -47,9 +47,9 @@ class LeaseTimings:
     """Seconds (settings RELAY_STANDBY_POLL, RELAY_LEASE_CONFIRM_EVERY, ...)."""
 
     standby_poll: float = 1.0
-    confirm_every: float = 0.5
-    valid_for: float = 1.5
-    takeover_grace: float = 2.0
+    confirm_every: float = 0.25
+    valid_for: float = 0.75
+    takeover_grace: float = 1.0
     # False only for the sole relay (SQLite): nobody else can lead, so no grace and a
     # confirmation that never goes stale.
     fenced: bool = True
