@@ -13,7 +13,11 @@ lease alone would let two notifiers send for a while. The fence closes that gap:
   sending (`holds_for` = `ttl` + the SMTP timeout, from the database's clock);
 - a standby that takes the lease waits until that moment has passed before it
   reclaims the rows left `sending` and starts; no wait after a leader that stepped down
-  cleanly, nor when the last leader was this very process (its sends have ended).
+  cleanly, nor for this very process's own earlier leadership (its sends have ended);
+- a deposed leader that is still alive stops sending, records its outcomes, then says
+  so in the database (`release`, reconnecting if it must): the new leader, polling
+  `fence_left` while it waits, starts then. Only a leader that died or stays cut off
+  is waited out in full.
 
 A leader that cannot confirm stops sending and planning at once, records the outcomes
 it already has (recording is fenced by claim, so a late write is harmless: ledger
@@ -40,9 +44,15 @@ class Lease(Protocol):
         """Still held (and this holder's fence pushed on); False once lost."""
         ...
 
+    def fence_left(self) -> float:
+        """While held: seconds until the previous holder's fence has passed (0 once it
+        said it stopped sending). May raise when the database cannot answer."""
+        ...
+
     def release(self, *, stopped_sending: bool) -> None:
         """Give the lease up. `stopped_sending`: every send of ours has ended, so the
-        next leader need not wait for them."""
+        next leader need not wait for them; said even when the lease was already lost
+        (a new leader may be waiting for it)."""
         ...
 
 
@@ -54,6 +64,9 @@ class SoleLease:
 
     def confirm(self) -> bool:
         return True
+
+    def fence_left(self) -> float:
+        return 0.0
 
     def release(self, *, stopped_sending: bool) -> None:
         return None

@@ -5,8 +5,9 @@ The others stand by: each polls for the lease on its own timer, on one connectio
 says "standing by" once, and never touches the database because of a wake-up.
 
     standing by --lease taken--> waiting out the last leader's fence --> leading
-        ^                                                                  |
-        +---- lease lost: stop sending and planning, record what was sent -+
+        ^                        (cut short once it says it stopped)       |
+        +---- lease lost: stop sending and planning, record what was sent, -+
+              then say so (the next leader need not wait out our fence)
 
 So a row found `sending` when a leader starts was left by a notifier that has stopped
 sending: it is sent again (same Message-ID).
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -176,16 +178,35 @@ class NotifierRuntime:
             await self._step_down()
 
     async def _wait_out_fence(self, wait: float) -> bool:
-        """Until the last leader's sends are surely over, confirming our lease meanwhile."""
+        """Until the last leader's sends are surely over, confirming our lease meanwhile:
+        the whole `wait`, or less once the last leader says it stopped sending."""
         if wait <= 0:
             return True
         log.info("took the notifier lease; waiting %.1fs for the last leader's sends to end", wait)
-        deadline = asyncio.get_running_loop().time() + wait
-        while (left := deadline - asyncio.get_running_loop().time()) > 0:
-            await self._until_stopped(min(self._confirm_every, left))
-            if self._stopping or not await self._confirm():
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        confirm_at = loop.time() + self._confirm_every
+        step = min(self._confirm_every, self._standby_poll)
+        while (left := deadline - loop.time()) > 0:
+            await self._until_stopped(min(step, left))
+            if self._stopping:
                 return False
+            if loop.time() >= confirm_at or loop.time() >= deadline:
+                if not await self._confirm():
+                    return False
+                confirm_at = loop.time() + self._confirm_every
+            if loop.time() < deadline and await self._fence_left() <= 0:
+                log.info("the last leader's sends are over (it said so); leading now")
+                return True
         return True
+
+    async def _fence_left(self) -> float:
+        """The last leader's fence as the database sees it; unknown counts as not over."""
+        try:
+            return await asyncio.to_thread(self.lease.fence_left)
+        except Exception as error:
+            log.warning("could not read the last leader's fence: %s", error)
+            return math.inf
 
     async def _keep_confirming(self) -> None:
         while True:
@@ -240,7 +261,8 @@ class NotifierRuntime:
             await self._sleep(self._poll)
 
     async def _step_down(self) -> None:
-        """Lost the lease: stop at once, record the outcomes we have, then stand by."""
+        """Lost the lease: stop at once, record the outcomes we have, say so (only
+        then: the next leader starts on it), then stand by."""
         self._set_leading(False)
         log.warning(
             "lost the notifier lease: stopped sending and planning; recording the outcomes "

@@ -40,10 +40,18 @@ class ScriptedLease:
         self.unblock = threading.Event()
         self.hanging = threading.Event()  # a confirmation is blocked right now
         self.released: list[bool] = []
+        # The last leader's fence as the database tells it: raised if an exception.
+        self.fence_answer: float | Exception = 60.0
 
     def acquire(self) -> float | None:
         self.calls.append("acquire")
         return self.acquire_answers.pop(0) if self.acquire_answers else None
+
+    def fence_left(self) -> float:
+        self.calls.append("fence_left")
+        if isinstance(self.fence_answer, Exception):
+            raise self.fence_answer
+        return self.fence_answer
 
     def confirm(self) -> bool:
         self.calls.append("confirm")
@@ -278,3 +286,39 @@ async def test_a_standby_that_loses_the_lease_while_waiting_out_the_fence_never_
     assert not notifier.runtime.leading
     # The rows the last leader left are not reclaimed by one that never led.
     assert notifier.statuses() == {"sending": 3}
+
+
+async def test_a_new_leader_waiting_out_the_fence_starts_as_soon_as_the_last_leader_says_it_stopped(
+    notifier: Notifier,
+) -> None:
+    keys = plan_emails(notifier.ledger, 3)
+    notifier.ledger.claim(3, notifier.clock.seconds())  # the last leader's claim
+    notifier.lease.acquire_answers = [60.0]  # longer than the test
+    notifier.runtime.start()
+    await wait_for(lambda: notifier.calls.count("fence_left") >= 3, what="polling the fence")
+    assert notifier.transfers == []
+
+    notifier.lease.fence_answer = 0.0  # the last leader stopped sending and said so
+    await wait_for(lambda: len(notifier.transfers) == 3, what="the left emails sent")
+    assert sorted(notifier.transfers) == sorted(keys)
+    await wait_for(lambda: notifier.statuses() == {"sent": 3}, what="recorded")
+
+
+async def test_a_new_leader_waits_out_the_whole_fence_of_a_last_leader_that_never_says_it_stopped(
+    notifier: Notifier,
+) -> None:
+    plan_emails(notifier.ledger, 3)
+    notifier.ledger.claim(3, notifier.clock.seconds())
+    notifier.lease.acquire_answers = [2.0]
+    notifier.lease.fence_answer = OSError("the database cannot say")  # counts as waiting
+    notifier.runtime.start()
+    await wait_for(lambda: notifier.calls.count("fence_left") >= 3, what="polling the fence")
+    notifier.lease.fence_answer = 60.0  # it never said it stopped
+    await wait_for(lambda: notifier.calls.count("fence_left") >= 6, what="polling the fence")
+    assert notifier.transfers == []
+
+    await wait_for(lambda: len(notifier.transfers) == 3, what="the left emails sent")
+    first_transfer = notifier.calls.index("transfer")
+    # The fence was polled all along, and our own lease confirmed right before sending.
+    assert notifier.calls[:first_transfer].count("fence_left") >= 6
+    assert "confirm" in notifier.calls[:first_transfer]

@@ -4,7 +4,10 @@ One connection, kept: a standby asks for the lock on it at every poll (no connec
 per poll or per wake-up), and the leader confirms on it. PostgreSQL frees the lock when
 that session ends, so a leader that died or was cut off is replaced. The table
 `notifier_leader` holds who led last and until when it may still be sending (the fence,
-leadership.py), written with the database's clock.
+leadership.py), written with the database's clock; and, once another process took over,
+the holder before it and its fence, which the next leader waits out. A deposed leader
+that has stopped sending says so (`release`, on a new connection if its own died) by
+moving its fence to now, so the next leader need not wait the whole of it.
 """
 
 # The table name is interpolated into SQL: our own constant and a checked schema name.
@@ -13,6 +16,7 @@ leadership.py), written with the database's clock.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import uuid
 from typing import Any
@@ -36,8 +40,22 @@ _CONNECT: dict[str, Any] = {
 def create_leader_table(cur: Any, table: str) -> None:
     cur.execute(
         f"CREATE TABLE IF NOT EXISTS {table} (name TEXT PRIMARY KEY, holder TEXT NOT NULL, "
-        "fence_until TIMESTAMPTZ NOT NULL)"
+        "fence_until TIMESTAMPTZ NOT NULL, previous_holder TEXT NULL, "
+        "previous_fence_until TIMESTAMPTZ NULL)"
     )
+    # A table made before the previous holder was kept.
+    cur.execute(
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS previous_holder TEXT NULL, "
+        "ADD COLUMN IF NOT EXISTS previous_fence_until TIMESTAMPTZ NULL"
+    )
+
+
+def _seconds_left(row: Any) -> float:
+    """The previous holder's fence, from `extract(epoch FROM previous_fence_until - now())`
+    (NULL: none to wait for)."""
+    if row is None or row[0] is None:
+        return 0.0
+    return max(0.0, float(row[0]))
 
 
 class PostgresLease:
@@ -51,6 +69,9 @@ class PostgresLease:
         self._holder = uuid.uuid4().hex
         self._conn: psycopg.Connection[Any] | None = None
         self._lock_id: tuple[int, int] | None = None  # pg_locks' (classid, objid)
+        # Led since it last said it stopped sending: a release must say so, even
+        # on a new connection (the next leader waits for it until then).
+        self._unreported = False
         self._guard = threading.Lock()  # the confirm and a release may overlap
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -74,6 +95,10 @@ class PostgresLease:
 
     def _acquire(self) -> float | None:
         conn = self._connection()
+        if self._unreported:
+            # A release that could not reach the database: we are standing by, so
+            # none of our sends is running; say it before anything else.
+            self._report_stopped(conn)
         row = conn.execute(
             "SELECT pg_try_advisory_lock(k), k FROM (SELECT hashtext(%s)::bigint AS k) AS s",
             (self._name,),
@@ -82,21 +107,41 @@ class PostgresLease:
             return None
         key = int(row[1])
         self._lock_id = ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF)
-        with conn.transaction():
-            last = conn.execute(
-                f"SELECT holder, extract(epoch FROM fence_until - now()) FROM {self._table} "
-                "WHERE name = %s FOR UPDATE",
-                (self._name,),
-            ).fetchone()
-            conn.execute(
-                f"INSERT INTO {self._table} (name, holder, fence_until) "
-                "VALUES (%s, %s, now() + make_interval(secs => %s)) ON CONFLICT (name) "
-                "DO UPDATE SET holder = excluded.holder, fence_until = excluded.fence_until",
-                (self._name, self._holder, self._holds_for),
-            )
-        if last is None or last[0] == self._holder:
-            return 0.0
-        return max(0.0, float(last[1]))
+        # Taking over from another process: its (holder, fence) moves to previous_*,
+        # which we wait out and where it may still say it stopped sending (release).
+        # Taking over from ourselves keeps previous_* as they were: our own sends have
+        # ended, but the one before us may still be sending (we lost the lease while
+        # waiting for it).
+        row = conn.execute(
+            f"INSERT INTO {self._table} AS t (name, holder, fence_until) "
+            "VALUES (%s, %s, now() + make_interval(secs => %s)) ON CONFLICT (name) "
+            "DO UPDATE SET holder = excluded.holder, fence_until = excluded.fence_until, "
+            "previous_holder = CASE WHEN t.holder = excluded.holder "
+            "THEN t.previous_holder ELSE t.holder END, "
+            "previous_fence_until = CASE WHEN t.holder = excluded.holder "
+            "THEN t.previous_fence_until ELSE t.fence_until END "
+            "RETURNING extract(epoch FROM previous_fence_until - now())",
+            (self._name, self._holder, self._holds_for),
+        ).fetchone()
+        self._unreported = True
+        return _seconds_left(row)
+
+    def fence_left(self) -> float:
+        with self._guard:
+            if self._conn is None or self._lock_id is None:
+                raise psycopg.OperationalError("the notifier lease is not held")
+            try:
+                row = self._conn.execute(
+                    "SELECT extract(epoch FROM previous_fence_until - now()) "
+                    f"FROM {self._table} WHERE name = %s AND holder = %s",
+                    (self._name, self._holder),
+                ).fetchone()
+            except psycopg.Error:
+                self._drop()
+                raise
+        if row is None:  # another process holds it now: ours is lost, keep waiting
+            return math.inf
+        return _seconds_left(row)
 
     def confirm(self) -> bool:
         with self._guard:
@@ -118,20 +163,43 @@ class PostgresLease:
             return cur.rowcount == 1
 
     def release(self, *, stopped_sending: bool) -> None:
+        """Unlock if held; with `stopped_sending`, also say so, on a new connection if
+        ours died (a leader deposed by a database restart): our fence ends now, whether
+        we are still the holder or already the previous one."""
         with self._guard:
-            if self._conn is None or self._lock_id is None:
-                return
+            locked = self._conn if self._lock_id is not None else None
             self._lock_id = None
+            if locked is None and not (stopped_sending and self._unreported):
+                return
             try:
-                if stopped_sending:
-                    self._conn.execute(
-                        f"UPDATE {self._table} SET fence_until = now() "
-                        "WHERE name = %s AND holder = %s",
-                        (self._name, self._holder),
-                    )
-                self._conn.execute("SELECT pg_advisory_unlock_all()")
-            except psycopg.Error:
+                if stopped_sending and self._unreported:
+                    try:
+                        self._report_stopped(self._connection())
+                    except psycopg.OperationalError:
+                        # Our session may have ended under us (psycopg learns it only
+                        # now): once more, on a new one.
+                        self._drop()
+                        self._report_stopped(self._connection())
+                if locked is not None and locked is self._conn:  # not a new session
+                    locked.execute("SELECT pg_advisory_unlock_all()")
+            except psycopg.Error as error:
+                log.warning("could not release the notifier lease: %s", error)
                 self._drop()
+
+    def _report_stopped(self, conn: psycopg.Connection[Any]) -> None:
+        with conn.transaction():
+            conn.execute(
+                f"UPDATE {self._table} SET fence_until = LEAST(fence_until, now()) "
+                "WHERE name = %s AND holder = %s",
+                (self._name, self._holder),
+            )
+            conn.execute(
+                f"UPDATE {self._table} "
+                "SET previous_fence_until = LEAST(previous_fence_until, now()) "
+                "WHERE name = %s AND previous_holder = %s",
+                (self._name, self._holder),
+            )
+        self._unreported = False
 
     def close(self) -> None:
         with self._guard:
