@@ -28,6 +28,7 @@ from services.notifier.leadership import Fence, Lease, SoleLease
 from services.notifier.metrics import Metrics
 from services.notifier.planner import Planner
 from services.notifier.sender import DeliveryEngine
+from shared.event_loop import wait_event
 from shared.retry import Retrying, RetryPolicy, StoppedError
 
 log = logging.getLogger(__name__)
@@ -292,12 +293,10 @@ class NotifierRuntime:
     # -- waiting and stopping ------------------------------------------------------------
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        await wait_event(self._wake, seconds)
 
     async def _until_stopped(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopped.wait(), seconds)
+        await wait_event(self._stopped, seconds)
 
     async def stop(self, grace: float = 2.0) -> None:
         """Finish the planning batch in progress, in-flight emails, and reports.
