@@ -229,6 +229,11 @@ def event_message(event_type: str, data: type[BaseModel]) -> Json:
                 "schema_version": {"type": "integer"},
                 "position": {"type": "integer"},
                 "tenant_id": {"type": "string", "description": "Empty when account-wide."},
+                "traceparent": {
+                    "type": "string",
+                    "description": "W3C trace context of the command that caused the event; "
+                    "only while the service traces (OTEL_EXPORTER_OTLP_ENDPOINT).",
+                },
             },
         },
         "payload": ref("schemas", envelope_schema_name(event_type)),
