@@ -46,6 +46,9 @@ class PostgresLedger(EmailLedger):
             max_size=4,
             open=False,
             kwargs={"autocommit": True},
+            # A connection the database dropped (a restart) is replaced as it is taken,
+            # not handed out to fail a planning pass and wait for its retry.
+            check=ConnectionPool.check_connection,
             name="notifier",
         )
         self._pool.open(wait=True, timeout=30)
