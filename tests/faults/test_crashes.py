@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
 @pytest.mark.parametrize(
     "service",
-    [pytest.param("invitation", marks=pytest.mark.faults_ci), "notifier", "expiry"],
+    ["invitation", "notifier", "expiry"],
 )
 async def test_a_service_killed_under_load_and_started_again_loses_nothing(
     run: Run, service: str

@@ -44,7 +44,6 @@ async def works_once_up(run: Run, back: float) -> None:
     await under_load(run, Plan(rate=plan.rate, seconds=plan.seconds / 2, fault_at=0), nothing)
 
 
-@pytest.mark.faults_ci
 async def test_services_started_while_the_broker_is_down_work_once_it_is_up(run: Run) -> None:
     run.rabbit.stop()
     try:
