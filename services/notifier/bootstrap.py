@@ -50,6 +50,7 @@ def smtp_config(settings: NotifierSettings) -> SmtpConfig:
         else settings.smtp_password.get_secret_value(),
         starttls=settings.smtp_starttls,
         timeout=settings.smtp_timeout,
+        transfer_timeout=settings.transfer_timeout,
     )
 
 
@@ -112,7 +113,7 @@ def build_runtime(
         metrics=metrics,
         lease=store.lease(holds_for=settings.lease_holds_for),
         lease_ttl=settings.notifier_lease_ttl,
-        send_timeout=settings.smtp_timeout,
+        transfer_timeout=settings.transfer_timeout,
         poll_interval=settings.notifier_poll_interval,
         standby_poll=settings.notifier_standby_poll,
         on_close=event_log.close,

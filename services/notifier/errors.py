@@ -3,7 +3,9 @@
     MailError                 handing one email to the SMTP server failed
     ├── TransientMailError    try again later, with backoff: 4xx replies, a server
     │   │                     refusing our login, a connection lost mid-email
-    │   └── ServerUnreachableError   no session at all: connection refused, timed out
+    │   ├── ServerUnreachableError   no session at all: connection refused, timed out
+    │   └── TransferUnsettledError   a transfer cut off at its timeout: the server may
+    │                         or may not have the email; sent again, same Message-ID
     └── PermanentMailError    this email will never be accepted: a 5xx reply to it
 
 Where they are handled: sender.py turns the first into a `Retry` (or a `Failed` after
@@ -25,6 +27,12 @@ class TransientMailError(MailError):
 
 class ServerUnreachableError(TransientMailError):
     """No SMTP session could be opened: every email waits, not just this one."""
+
+
+class TransferUnsettledError(TransientMailError):
+    """The transfer (DATA) did not end within its bound: its outcome is unknown, so it
+    is neither sent nor failed; the email goes again later (a possible duplicate,
+    recognisable by its Message-ID)."""
 
 
 class PermanentMailError(MailError):

@@ -6,14 +6,19 @@ learn at once that its session ended (a database restart, a cut connection), so 
 lease alone would let two notifiers send for a while. The fence closes that gap:
 
 - the leader confirms its lease on its own timer (every third of `ttl`), and may start
-  an SMTP send (or plan) only while its last confirmation began less than `ttl` ago;
-  so `ttl` after the last confirmation it cannot have started one, and a send lasts at
-  most the SMTP timeout;
+  a transfer (DATA, the only step that delivers; or plan) only while its last
+  confirmation began less than `ttl` ago; so `ttl` after the last confirmation it
+  cannot have started one, and a transfer lasts at most the transfer timeout (the
+  envelopes prepared meanwhile deliver nothing: smtp.py);
 - each confirmation writes, in the database, until when this leader may still be
-  sending (`holds_for` = `ttl` + the SMTP timeout, from the database's clock);
+  sending (`fence_holds_for`: `ttl` + the transfer timeout + 1 s, from the database's
+  clock);
 - a standby that takes the lease waits until that moment has passed before it
   reclaims the rows left `sending` and starts; no wait after a leader that stepped down
-  cleanly, nor for this very process's own earlier leadership (its sends have ended);
+  cleanly, nor for this very process's own earlier leadership (its sends have ended),
+  nor after a leader that it finds dead on this very host (adapters/liveness.py: a
+  process that no longer exists sends nothing more than the one email it may have
+  been handing over, which is re-sent anyway);
 - a deposed leader that is still alive stops sending, records its outcomes, then says
   so in the database (`release`, reconnecting if it must): the new leader, polling
   `fence_left` while it waits, starts then. Only a leader that died or stays cut off
@@ -29,7 +34,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Fence", "Lease", "SoleLease"]
+__all__ = ["Fence", "Lease", "SoleLease", "fence_holds_for"]
+
+
+def fence_holds_for(ttl: float, transfer_timeout: float) -> float:
+    """How long after its last confirmation began a leader may still be sending: it
+    starts no transfer past `ttl`, and one lasts at most `transfer_timeout`; 1 s for
+    the clocks' and the scheduler's slack."""
+    return ttl + transfer_timeout + 1.0
 
 
 class Lease(Protocol):

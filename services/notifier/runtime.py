@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from services.notifier.adapters.ledger import EmailLedger
 from services.notifier.delivery_reports import DeliveryReports
-from services.notifier.leadership import Fence, Lease, SoleLease
+from services.notifier.leadership import Fence, Lease, SoleLease, fence_holds_for
 from services.notifier.metrics import Metrics
 from services.notifier.planner import Planner
 from services.notifier.sender import DeliveryEngine
@@ -44,10 +44,10 @@ class NotifierRuntime:
         *,
         metrics: Metrics,
         lease: Lease | None = None,
-        lease_ttl: float = 6.0,
-        send_timeout: float = 30.0,
+        lease_ttl: float = 3.0,
+        transfer_timeout: float = 10.0,
         poll_interval: float = 1.0,
-        standby_poll: float = 1.0,
+        standby_poll: float = 0.5,
         on_close: Callable[[], None] = lambda: None,
         policy: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -62,7 +62,7 @@ class NotifierRuntime:
         engine.may_send = self.fence.valid
         self._clock = clock
         self._confirm_every = lease_ttl / 3
-        self._send_timeout = send_timeout
+        self._transfer_timeout = transfer_timeout
         self._poll = poll_interval
         self._standby_poll = standby_poll
         self._on_close = on_close
@@ -269,12 +269,17 @@ class NotifierRuntime:
             "lost the notifier lease: stopped sending and planning; recording the outcomes "
             "of emails already sent, then standing by"
         )
-        await self._stop_sending(grace=self._send_timeout, record_within=self._holds_for())
+        # The fence was lifted: a transfer under way ends within its timeout (then its
+        # outcome is recorded); an envelope still being prepared delivers nothing, and
+        # its row, left `sending`, goes to the next leader.
+        await self._stop_sending(
+            grace=self._transfer_timeout + 1.0, record_within=self._holds_for()
+        )
         await self._release()
 
     def _holds_for(self) -> float:
         # Past this the next leader reclaims the rows anyway (leadership.py).
-        return self.fence.ttl + self._send_timeout + 1.0
+        return fence_holds_for(self.fence.ttl, self._transfer_timeout)
 
     async def _stop_sending(self, grace: float, record_within: float) -> None:
         if self._sending:

@@ -20,7 +20,9 @@ before its `sent` was committed, the row is still `sending`; the next leader sen
 again with the same Message-ID (duplicates are recognisable). Only transferred emails
 whose outcome is not yet committed are in that window: at most `max_unrecorded`, so a
 crash sends at most one email twice by default. Claimed rows not yet transferred are
-sent by the next leader too, but for the first time.
+sent by the next leader too, but for the first time. A transfer cut off at its timeout
+has the same unknown outcome: never recorded `sent` (nor `failed` for it), it is retried
+like any transient failure, with the same Message-ID.
 """
 
 from __future__ import annotations

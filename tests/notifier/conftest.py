@@ -88,6 +88,9 @@ class SmtpSink:
         self.replies: dict[str, str | Callable[[], str | None]] = {}
         # Seconds each DATA takes: a slow server keeps a burst in flight for longer.
         self.delay = 0.0
+        # Seconds the next DATAs stall, one per DATA, after the server kept the message
+        # and before it answers (a server that takes an email, then hangs).
+        self.stalls: list[float] = []
         self.controller: Controller | None = None
 
     @property
@@ -144,6 +147,8 @@ class _Handler:
         if self.sink.delay:
             await asyncio.sleep(self.sink.delay)
         self.sink.keep(envelope.content, list(envelope.rcpt_tos))
+        if self.sink.stalls:
+            await asyncio.sleep(self.sink.stalls.pop(0))
         return "250 OK"
 
 

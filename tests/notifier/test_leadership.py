@@ -137,7 +137,7 @@ class Notifier:
             metrics=self.metrics,
             lease=self.lease,
             lease_ttl=TTL,
-            send_timeout=0.2,
+            transfer_timeout=0.2,
             poll_interval=0.02,
             standby_poll=standby_poll,
             clock=self.clock.seconds,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -34,6 +34,7 @@ from services.notifier.errors import (
     MailError,
     PermanentMailError,
     ServerUnreachableError,
+    TransferUnsettledError,
     TransientMailError,
 )
 
@@ -54,6 +55,9 @@ class SmtpConfig:
     password: str | None = None
     starttls: bool = False
     timeout: float = 30.0
+    # The whole transfer (DATA, the message, the final reply): what a leader that lost
+    # its lease may still be handing over, so what the next one waits (leadership.py).
+    transfer_timeout: float = 10.0
     # Servers drop idle connections; reconnect rather than fail the next email.
     max_idle: float = 30.0
 
@@ -83,6 +87,16 @@ def classify(error: Exception) -> TransientMailError | PermanentMailError:
     if isinstance(error, OSError | TimeoutError):
         return ServerUnreachableError(f"{type(error).__name__}: {error}")
     return TransientMailError(f"{type(error).__name__}: {error}")
+
+
+def _unreachable(timeout: float) -> MailError:
+    return ServerUnreachableError(f"no answer within {timeout:g}s")
+
+
+def _unsettled(timeout: float) -> MailError:
+    return TransferUnsettledError(
+        f"transfer cut off after {timeout:g}s; the server may have the email"
+    )
 
 
 class SmtpMailer:
@@ -116,13 +130,12 @@ class SmtpMailer:
     async def prepare(self, message: bytes, recipient: str) -> None:
         """The envelope (connecting if needed, MAIL FROM, RCPT TO), short of the message:
         nothing is delivered until `transfer`, and `abandon` drops it. Within the
-        configured timeout, as `transfer` is: a leader's hand-overs end within that
-        bound after it stops starting them (leadership.py)."""
+        configured timeout."""
         try:
             delivery = delivery_address(recipient)
         except UndeliverableAddressError as error:
             raise PermanentMailError(str(error)) from None
-        async with self._within_timeout():
+        async with self._within(self._config.timeout, _unreachable):
             client = self._client
             fresh = client is None or not client.is_connected
             if not fresh and time.monotonic() - self._last_used > self._config.max_idle:
@@ -143,12 +156,17 @@ class SmtpMailer:
         self._message = message
 
     async def transfer(self) -> None:
-        """DATA: the message is the server's once it answers 250 (the point of no return)."""
+        """DATA: the message is the server's once it answers 250 (the point of no return).
+
+        Whole within the transfer timeout: a leader's hand-overs end within that bound
+        after it stops starting them (leadership.py). Past it the connection is dropped
+        (its unsent bytes with it) and the outcome is unknown: TransferUnsettledError.
+        """
         message, self._message = self._message, None
         client = self._client
         if message is None or client is None:
             raise TransientMailError("no envelope prepared on this connection")
-        async with self._within_timeout():
+        async with self._within(self._config.transfer_timeout, _unsettled):
             await client.data(message)
         self._last_used = time.monotonic()
 
@@ -165,18 +183,20 @@ class SmtpMailer:
             self._abort()
 
     @contextlib.asynccontextmanager
-    async def _within_timeout(self) -> AsyncIterator[None]:
-        """The whole step within the configured timeout, its errors as MailErrors; after
-        a failure the session state is unknown: the next email starts afresh."""
+    async def _within(
+        self, seconds: float, timed_out: Callable[[float], MailError]
+    ) -> AsyncIterator[None]:
+        """The whole step within `seconds`, its errors as MailErrors; after a failure
+        the session state is unknown: the next email starts afresh."""
         try:
-            async with asyncio.timeout(self._config.timeout):
+            async with asyncio.timeout(seconds):
                 yield
         except MailError:
             self._message = None
             raise
         except TimeoutError as error:
             self._abort()  # no QUIT: the server does not answer
-            raise ServerUnreachableError(f"no answer within {self._config.timeout:g}s") from error
+            raise timed_out(seconds) from error
         except (aiosmtplib.SMTPException, OSError) as error:
             await self.close()
             raise classify(error) from None
@@ -199,8 +219,12 @@ class SmtpMailer:
         await client.rcpt(delivery.address, encoding=encoding)
 
     def _abort(self) -> None:
+        """Drop the connection now, discarding what is still buffered (a close would
+        flush it: a message cut off at its timeout could still go out later)."""
         client, self._client = self._client, None
         if client is not None:
+            if isinstance(client.transport, asyncio.WriteTransport):
+                client.transport.abort()
             client.close()
 
     async def close(self) -> None:
