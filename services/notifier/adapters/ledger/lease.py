@@ -7,7 +7,9 @@ that session ends, so a leader that died or was cut off is replaced. The table
 leadership.py), written with the database's clock; and, once another process took over,
 the holder before it and its fence, which the next leader waits out. A deposed leader
 that has stopped sending says so (`release`, on a new connection if its own died) by
-moving its fence to now, so the next leader need not wait the whole of it.
+moving its fence to now, so the next leader need not wait the whole of it. Each holder
+also records which process it is (adapters/liveness.py): a leader restarted on the same
+host that finds its predecessor dead does not wait out its fence at all.
 """
 
 # The table name is interpolated into SQL: our own constant and a checked schema name.
@@ -22,6 +24,8 @@ import uuid
 from typing import Any
 
 import psycopg
+
+from services.notifier.adapters.liveness import Holder, ProcView
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +47,13 @@ def create_leader_table(cur: Any, table: str) -> None:
         "fence_until TIMESTAMPTZ NOT NULL, previous_holder TEXT NULL, "
         "previous_fence_until TIMESTAMPTZ NULL)"
     )
-    # A table made before the previous holder was kept.
+    # A table made before the previous holder, or the holders' processes, were kept.
     cur.execute(
         f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS previous_holder TEXT NULL, "
-        "ADD COLUMN IF NOT EXISTS previous_fence_until TIMESTAMPTZ NULL"
+        "ADD COLUMN IF NOT EXISTS previous_fence_until TIMESTAMPTZ NULL, "
+        "ADD COLUMN IF NOT EXISTS holder_process TEXT NULL, "
+        "ADD COLUMN IF NOT EXISTS previous_holder_process TEXT NULL, "
+        "ADD COLUMN IF NOT EXISTS previous_inherited_until TIMESTAMPTZ NULL"
     )
 
 
@@ -59,7 +66,9 @@ def _seconds_left(row: Any) -> float:
 
 
 class PostgresLease:
-    def __init__(self, conninfo: str, schema: str, *, holds_for: float) -> None:
+    def __init__(
+        self, conninfo: str, schema: str, *, holds_for: float, proc: ProcView | None = None
+    ) -> None:
         self._conninfo = conninfo
         self._name = f"notifier-leader:{schema}"
         self._table = f'"{schema}"."{LEADER_TABLE}"'
@@ -67,6 +76,9 @@ class PostgresLease:
         # This process: a restarted one is another holder (it cannot know what the
         # dead one had in flight).
         self._holder = uuid.uuid4().hex
+        self._proc = proc or ProcView()
+        me = self._proc.this_process()
+        self._process = None if me is None else me.text()  # None: not known (no /proc)
         self._conn: psycopg.Connection[Any] | None = None
         self._lock_id: tuple[int, int] | None = None  # pg_locks' (classid, objid)
         # Led since it last said it stopped sending: a release must say so, even
@@ -111,20 +123,48 @@ class PostgresLease:
         # which we wait out and where it may still say it stopped sending (release).
         # Taking over from ourselves keeps previous_* as they were: our own sends have
         # ended, but the one before us may still be sending (we lost the lease while
-        # waiting for it).
+        # waiting for it). previous_inherited_until: the fence the previous holder was
+        # itself bound by (its own previous one's), still owed if that holder is dead.
         row = conn.execute(
-            f"INSERT INTO {self._table} AS t (name, holder, fence_until) "
-            "VALUES (%s, %s, now() + make_interval(secs => %s)) ON CONFLICT (name) "
+            f"INSERT INTO {self._table} AS t (name, holder, fence_until, holder_process) "
+            "VALUES (%s, %s, now() + make_interval(secs => %s), %s) ON CONFLICT (name) "
             "DO UPDATE SET holder = excluded.holder, fence_until = excluded.fence_until, "
+            "holder_process = excluded.holder_process, "
             "previous_holder = CASE WHEN t.holder = excluded.holder "
             "THEN t.previous_holder ELSE t.holder END, "
             "previous_fence_until = CASE WHEN t.holder = excluded.holder "
-            "THEN t.previous_fence_until ELSE t.fence_until END "
-            "RETURNING extract(epoch FROM previous_fence_until - now())",
-            (self._name, self._holder, self._holds_for),
+            "THEN t.previous_fence_until ELSE t.fence_until END, "
+            "previous_holder_process = CASE WHEN t.holder = excluded.holder "
+            "THEN t.previous_holder_process ELSE t.holder_process END, "
+            "previous_inherited_until = CASE WHEN t.holder = excluded.holder "
+            "THEN t.previous_inherited_until ELSE t.previous_fence_until END "
+            "RETURNING extract(epoch FROM previous_fence_until - now()), "
+            "previous_holder_process",
+            (self._name, self._holder, self._holds_for, self._process),
         ).fetchone()
         self._unreported = True
-        return _seconds_left(row)
+        left = _seconds_left(row)
+        if left <= 0 or row is None:
+            return left
+        previous = Holder.parse(row[1])
+        if previous is None or not self._proc.is_gone(previous):
+            return left
+        # Said for it, as it would have said itself had it stopped cleanly: its fence
+        # ends now, but not before the one it was bound by.
+        row = conn.execute(
+            f"UPDATE {self._table} SET previous_fence_until = LEAST(previous_fence_until, "
+            "GREATEST(now(), previous_inherited_until)) WHERE name = %s AND holder = %s "
+            "RETURNING extract(epoch FROM previous_fence_until - now())",
+            (self._name, self._holder),
+        ).fetchone()
+        left = _seconds_left(row)
+        log.info(
+            "the last notifier leader (pid %d) is no longer running on this host: not "
+            "waiting out its fence (%.1fs left of the one it was bound by)",
+            previous.pid,
+            left,
+        )
+        return left
 
     def fence_left(self) -> float:
         with self._guard:
@@ -189,13 +229,16 @@ class PostgresLease:
     def _report_stopped(self, conn: psycopg.Connection[Any]) -> None:
         with conn.transaction():
             conn.execute(
-                f"UPDATE {self._table} SET fence_until = LEAST(fence_until, now()) "
-                "WHERE name = %s AND holder = %s",
+                # Never before the fence we were bound by ourselves: the leader
+                # before us may still be sending, whatever we did.
+                f"UPDATE {self._table} SET fence_until = LEAST(fence_until, "
+                "GREATEST(now(), previous_fence_until)) WHERE name = %s AND holder = %s",
                 (self._name, self._holder),
             )
             conn.execute(
                 f"UPDATE {self._table} "
-                "SET previous_fence_until = LEAST(previous_fence_until, now()) "
+                "SET previous_fence_until = LEAST(previous_fence_until, "
+                "GREATEST(now(), previous_inherited_until)) "
                 "WHERE name = %s AND previous_holder = %s",
                 (self._name, self._holder),
             )
