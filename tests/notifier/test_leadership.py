@@ -67,12 +67,16 @@ class ScriptedLease:
 
 
 class FakeMailer:
-    def __init__(self, calls: list[str], transfers: list[str]) -> None:
+    def __init__(self, calls: list[str], transfers: list[str], server: FakeServer) -> None:
         self._calls = calls
         self._transfers = transfers
+        self._server = server
         self._message = b""
 
     async def prepare(self, message: bytes, recipient: str) -> None:
+        if not self._server.answers.is_set():
+            self._server.hanging += 1
+            await self._server.answers.wait()
         self._message = message
 
     async def transfer(self) -> None:
@@ -85,6 +89,16 @@ class FakeMailer:
 
     async def close(self) -> None:
         return None
+
+
+class FakeServer:
+    """What the fake mailers share: clear `answers` and envelopes hang (never transfers:
+    a transfer under way ends within its own bound)."""
+
+    def __init__(self) -> None:
+        self.answers = asyncio.Event()
+        self.answers.set()
+        self.hanging = 0
 
 
 class FakeComposer:
@@ -120,11 +134,12 @@ class Notifier:
         self.lease = ScriptedLease(self.calls)
         self.clock = FakeClock()
         self.metrics = Metrics()
+        self.server = FakeServer()
         engine = DeliveryEngine(
             ledger,
             FakeComposer(),  # type: ignore[arg-type]
             passwords=None,  # type: ignore[arg-type]
-            mailer_factory=lambda: FakeMailer(self.calls, self.transfers),
+            mailer_factory=lambda: FakeMailer(self.calls, self.transfers, self.server),
             connections=2,
             metrics=self.metrics,
             poll_interval=0.02,
@@ -233,6 +248,26 @@ async def test_a_leader_that_cannot_confirm_its_lease_stops_sending_records_what
     # is pending again, for the next leader: nothing is left `sending`.
     assert notifier.statuses() == {"sent": len(sent), "pending": len(keys) - len(sent)}
     assert any("lost the notifier lease" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_deposed_leader_says_it_stopped_sending_without_waiting_for_hung_envelopes(
+    notifier: Notifier,
+) -> None:
+    keys = plan_emails(notifier.ledger, 200)
+    notifier.lease.acquire_answers = [0.0]
+    notifier.runtime.start()
+    await wait_for(lambda: len(notifier.transfers) >= 10, what="sending")
+    notifier.server.answers.clear()  # the server stops answering envelopes
+    await wait_for(lambda: notifier.server.hanging == 2, what="both connections hung")
+
+    notifier.lease.held = False
+    # An envelope delivers nothing: once no transfer can be under way (its bound), the
+    # next leader is told, rather than after the SMTP timeout.
+    await wait_for(lambda: notifier.lease.released, what="the lease given up")
+    assert notifier.lease.released == [True]
+    sent = len(notifier.transfers)
+    # The hung envelopes' rows stay `sending`, for the next leader to send.
+    assert notifier.statuses() == {"sent": sent, "sending": 2, "pending": len(keys) - sent - 2}
 
 
 async def test_the_fence_stops_sends_once_the_last_confirmation_is_older_than_the_ttl(
