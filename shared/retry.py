@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import ParamSpec, TypeVar, cast
 
+import aiormq.exceptions
 import eventsourcing.persistence
 import psycopg
 from pydantic import Field
@@ -60,12 +61,13 @@ def never() -> bool:
 
 
 # What a dependency out of reach raises: refused, reset or timed-out connections (aiormq's
-# connection errors are ConnectionErrors), psycopg's OperationalError (a lost or refused
-# connection, an administrator's shutdown, a pool that found no connection in time), and
-# eventsourcing's wrappers of those.
+# connection errors are ConnectionErrors), a channel whose connection went, psycopg's
+# OperationalError (a lost or refused connection, an administrator's shutdown, a pool that
+# found no connection in time), and eventsourcing's wrappers of those.
 _OUTAGES: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
+    aiormq.exceptions.ChannelInvalidStateError,
     psycopg.OperationalError,
     psycopg.InterfaceError,
     eventsourcing.persistence.OperationalError,
