@@ -30,10 +30,13 @@ fails, it lets the lock go and raises. So every holder (of this version) is on t
 record before it can publish, and the record changes only under the lock. Then:
 
 - *the last holder was this very lease*: nobody else held the lock since our own last
-  tenure (they would be on the record). The relay calls `try_acquire` only once its own
-  publishing has ended (it releases before trying again), so only the holders before
-  that tenure remain, and the lease still owes what was left of their grace when that
-  tenure began (usually nothing: a restart cut a tenure that had relayed for a while).
+  take (they would be on the record). The relay calls `try_acquire` only once its own
+  publishing has ended (it releases before trying again, and a section's publishes are
+  all finished or cancelled by then), so only the holders before that take remain, and
+  we still owe them what is left of the grace that take owed (usually nothing: the
+  database restart cut a tenure that had relayed for a while). The grace is counted on
+  this process's monotonic clock from the moment the lock was taken; a record write
+  that failed may have been committed anyway, so it counts as a take owing the grace.
 - *the last holder stopped cleanly*: `release` writes `stopped` only in the session
   still holding the lock (a query answered there proves it alive, so the lock is still
   held), after the relay stopped publishing, and only once its own grace had run out
@@ -41,14 +44,16 @@ record before it can publish, and the record changes only under the lock. Then:
 - *another holder that did not stop cleanly*, or *no record* (a first start, or only
   instances older than the record held the lock so far): the whole grace.
 
-Its price: an instance of a version older than the record takes the lock without
-writing it. While such instances run beside this version (a rolling upgrade), a takeover
-by one of them is invisible to the next holder of this version; only two database
-restarts within that upgrade could then overlap two leaders for up to `valid_for`
-(events twice, which consumers dedupe).
+Its limit: an instance of a version older than the record takes the lock without
+writing it. While such instances run beside this version (during a rolling upgrade from
+it), a takeover by one of them is invisible: if it then loses the lock to a database
+restart, the next holder of this version may trust a record older than that takeover
+and publish alongside it for up to `valid_for` (events twice, which consumers dedupe).
+Once no older instance runs, the argument above holds.
 
 `try_acquire` answers `None` (held elsewhere) or a `Taken`: the seconds to wait before
-the first publish and why, so the relay can say in its log whether it relays at once.
+the first publish and who held the lease last. A bare `float | None` would do for the
+fence; the reason is what lets the relay's log say why it waits or that it relays now.
 """
 
 from __future__ import annotations
