@@ -106,10 +106,19 @@ class FakeChannel:
 
 
 class FakeConnection:
+    """The service's robust connection: `connected` is cleared while the broker is away,
+    and a channel cannot be opened then (aio-pika's RuntimeError)."""
+
     def __init__(self, exchange: FakeExchange) -> None:
         self._exchange = exchange
+        self.connected = asyncio.Event()
+        self.connected.set()
+        self.channels_asked = 0
 
     async def channel(self, **options: Any) -> FakeChannel:
+        self.channels_asked += 1
+        if not self.connected.is_set():
+            raise RuntimeError("Connection was not opened")
         return FakeChannel(self._exchange)
 
 
@@ -146,10 +155,11 @@ class Setup:
         self.clock = Ticks()
         self.log = AwayLog()
         self.exchange = exchange or FakeExchange()
+        self.connection = FakeConnection(self.exchange)
         self.relay = OutboxRelay(
             self.log,  # type: ignore[arg-type]
             FakeTracking(),
-            FakeConnection(self.exchange),  # type: ignore[arg-type]
+            self.connection,  # type: ignore[arg-type]
             lease=lease,
             idle_poll=0.01,
             policy=policy or RetryPolicy(initial_delay=0.01, max_delay=0.02),
@@ -353,6 +363,31 @@ async def test_a_leader_keeps_its_lease_through_a_broker_outage_and_resumes_with
     await wait_for(lambda: len(set(s.published)) == 2, what="the events published once back")
     assert s.lease.released == 0
     assert s.lease.tries == 1
+
+
+async def test_a_leader_whose_broker_connection_is_down_relays_again_the_moment_it_is_back(
+    setup: Any,
+) -> None:
+    # A back-off that grows while the broker is away (a minute, here) would hold events
+    # back long after it returned: the relay waits for the connection instead.
+    s = setup(FakeLease(), policy=RetryPolicy(initial_delay=60.0, max_delay=60.0))
+    s.relay.start()
+    await wait_for(lambda: s.lease.held, what="the lease taken")
+    s.clock.advance(TIMINGS.takeover_grace)
+    s.invite()
+    await wait_for(lambda: len(s.published) == 1, what="the first event published")
+
+    s.connection.connected.clear()  # the broker went away
+    s.exchange.failures = 1
+    s.invite()
+    await wait_for(lambda: s.exchange.failures == 0, what="the publish that failed")
+    asked = s.connection.channels_asked
+    await asyncio.sleep(0.1)
+    assert s.connection.channels_asked == asked  # no channel asked of a connection that is down
+
+    s.connection.connected.set()  # aio-pika reconnected
+    await wait_for(lambda: len(set(s.published)) == 2, timeout=5, what="relayed once back")
+    assert s.lease.released == 0
 
 
 async def test_a_leader_whose_database_went_away_lets_the_lease_go_without_its_back_off(

@@ -35,7 +35,7 @@ from services.invitation.eventstore import EventLog, PostgresTrackingRecorderSer
 from shared.contract import EventEnvelope
 from shared.event_loop import wait_event
 from shared.event_message import to_message
-from shared.retry import RetryPolicy
+from shared.retry import RetryPolicy, describe
 from shared.service import close_channel
 from shared.telemetry import child_span, current_traceparent, tracing_enabled
 from shared.topology import EVENTS_EXCHANGE_NAME
@@ -154,9 +154,27 @@ class OutboxRelay:
                         continue
                     # The lease stays ours while it is confirmed (a broker outage keeps
                     # it): no grace to wait out again once the broker is back.
+                    if not self._connection.connected.is_set():
+                        # aio-pika reconnects the service's connection on its own (one
+                        # WARNING a try): relay again the moment it is back, not after a
+                        # back-off that grew while the broker was away.
+                        log.warning(
+                            "stopped relaying: the broker connection is down (%s); relaying "
+                            "again as soon as it is back",
+                            describe(error),
+                        )
+                        await self._broker_back()
+                        continue
                     await self._backoff.failed(error)
         finally:
             await self._let_go()
+
+    async def _broker_back(self) -> None:
+        """Until the service's broker connection is back, or the lease is lost (the next
+        try then lets it go)."""
+        connected = self._connection.connected
+        while not connected.is_set() and not self._lost.is_set():
+            await wait_event(connected, self._timings.confirm_every)
 
     async def _take_lease(self) -> None:
         standing_by = False
