@@ -28,8 +28,9 @@ def cap_pool_reconnect_delay(max_delay: float) -> None:
     `reconnect_timeout` (5 min), and neither it nor eventsourcing's datastore, which
     builds the pool, takes another policy. So after a PostgreSQL restart of a few
     seconds, the pools' next try came up to 15 s after the database was back, and the
-    relay and the notifier waited that long. Capped at the services' wait cap
-    (RETRY_WAIT_MAX_DELAY), work resumes within about that long of the database's return.
+    relay and the notifier waited that long. Capped (DATABASE_RECONNECT_MAX_DELAY, a
+    quarter of a second by default: a try is one refused connection, and logs nothing),
+    every query waiting on the pool resumes within about that long of the return.
 
     Process-wide: the pool module builds its tries from this one class. The services'
     skeleton calls it once at start; nothing does at import.

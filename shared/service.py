@@ -182,7 +182,7 @@ class Service(Generic[R]):
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
-        cap_pool_reconnect_delay(self._settings.wait_policy.max_delay)
+        cap_pool_reconnect_delay(self._settings.database_reconnect_max_delay)
         # Off (nothing installed) unless OTEL_EXPORTER_OTLP_ENDPOINT is set (shared/telemetry.py).
         self._tracer_provider = install_tracing(self.name)
         self.ops = await start_ops_http(

@@ -169,7 +169,8 @@ def service_env(database_url: str, amqp_url: str, **extra: str) -> dict[str, str
         AMQP_URL=amqp_url,
         SECRETS_KEY=TEST_SECRETS_KEY,
         LOG_FORMAT="json",
-        LOG_LEVEL="INFO",
+        # TEST_SERVICE_LOG_LEVEL=DEBUG: the services' own debug lines, to trace a run.
+        LOG_LEVEL=os.environ.get("TEST_SERVICE_LOG_LEVEL", "INFO"),
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

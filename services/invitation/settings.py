@@ -27,7 +27,8 @@ class InvitationSettings(RetrySettings):
     relay_section: int = 500
     # The relay's lease (adapters/relay_lease.py), in seconds: a standby tries for it
     # this often; the leader confirms it this often and publishes only within
-    # `valid_for` of its last confirmation; a new holder waits the grace first.
+    # `valid_for` of its last confirmation; a new holder waits the grace first, unless
+    # it held the lease last itself or its last holder released it cleanly.
     relay_standby_poll: float = 1.0
     relay_lease_confirm_every: float = 0.25
     relay_lease_valid_for: float = 0.75

@@ -181,8 +181,16 @@ class Planner:
             self._resident_position = planned.position
         return planned
 
-    def plan_available(self, should_stop: Callable[[], bool] = lambda: False) -> PlanReport:
-        """Plan until caught up with the event store (or asked to stop between batches)."""
+    def plan_available(
+        self,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_emails: Callable[[], None] = lambda: None,
+    ) -> PlanReport:
+        """Plan until caught up with the event store (or asked to stop between batches).
+
+        `on_emails` is called after each committed batch that planned emails, so sending
+        starts with the first batch of a backlog rather than after the last one.
+        """
         events = emails = 0
         position = None
         while not should_stop():
@@ -192,4 +200,6 @@ class Planner:
             events += step.events
             emails += len(step.emails)
             position = step.position
+            if step.emails:
+                on_emails()
         return PlanReport(events, emails, position if position is not None else -1)

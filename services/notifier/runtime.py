@@ -243,6 +243,13 @@ class NotifierRuntime:
         self._wake.set()
 
     async def _plan_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def emails_planned() -> None:
+            # Each batch's emails go out as soon as it commits, not after the whole
+            # backlog (planning runs in a thread; the engine lives on the loop).
+            loop.call_soon_threadsafe(self.engine.wake)
+
         while not self._stopping and not self._deposed:
             self._wake.clear()
             if not self.fence.valid():
@@ -250,7 +257,9 @@ class NotifierRuntime:
                 return
             # A fresh retry per pass: the back-off starts from its first delay again.
             report = await self._retrying("planning failed").in_thread(
-                self.planner.plan_available, lambda: self._stopping or self._deposed
+                self.planner.plan_available,
+                lambda: self._stopping or self._deposed,
+                emails_planned,
             )
             if report.events:
                 self.metrics.events_planned.inc(report.events)

@@ -73,8 +73,9 @@ def render(figures: dict[str, dict[str, Any]]) -> list[str]:
     header = "| scenario | " + " | ".join(title for _, title in COLUMNS) + " |"
     lines = [
         f"Fault scenarios, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
-        "'after' = seconds from the fault's end (the dependency back, the service "
-        "restarted) to the first reply / event / email that followed.",
+        "'after' = seconds from the fault's end (the dependency back: the first "
+        "connection it took; the service restarted) to the first reply / event / email "
+        "that followed.",
         "",
         header,
         "|" + "---|" * (len(COLUMNS) + 1),

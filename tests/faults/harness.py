@@ -123,6 +123,19 @@ class Stack:
     def kill(self, key: str) -> None:
         self.processes[key].kill()
 
+    def errors_logged(self) -> list[str]:
+        """Every ERROR (or worse) line the services logged so far (JSON lines)."""
+        found = []
+        for process in self.processes.values():
+            if process.log_path.exists():
+                for line in process.log_path.read_text(errors="replace").splitlines():
+                    if line.startswith("{") and json.loads(line).get("level") in (
+                        "error",
+                        "critical",
+                    ):
+                        found.append(line)
+        return found
+
     def alive(self, key: str) -> bool:
         process = self.processes[key].process
         return process is not None and process.poll() is None

@@ -24,18 +24,21 @@ from tests.support import wait_for
 if TYPE_CHECKING:
     from tests.faults.conftest import Run
 
-Fault = Callable[[], Awaitable[None]]
+# A fault returns the moment (monotonic) its dependency was back, when it knows it (the
+# server's first accepted connection); None: when the fault returns.
+Fault = Callable[[], Awaitable[float | None]]
 
 
 async def under_load(run: Run, plan: Plan, fault: Fault, *, drain: float = 120.0) -> None:
     """Runs the plan's load, `fault` at its time, then waits for everything to settle and
-    checks the outcomes. The fault's end is when `fault()` returns."""
+    checks the outcomes. Recovery is measured from the fault's end (see Fault)."""
     async with Watch(run.amqp_url) as watch, Load(run.amqp_url, run.tenant) as load:
         began = time.monotonic()
         loading = asyncio.create_task(load.run(plan))
         await asyncio.sleep(plan.fault_at)
-        await fault()
-        back = time.monotonic()
+        back = await fault()
+        if back is None:
+            back = time.monotonic()
         await loading
         await settle(run, load, watch, drain=drain)
         run.figures.update(

@@ -33,8 +33,8 @@ async def test_standbys_through_a_database_restart_never_make_two_leaders(run: R
         run.stack.start(key, service)
     await run.stack.ready()
 
-    async def restart() -> None:
-        await asyncio.to_thread(run.postgres.restart, "fast")
+    async def restart() -> float:
+        return await asyncio.to_thread(run.postgres.restart, "fast")
 
     async with LeaderSampler(run) as sampler:
         await under_load(run, Plan.chosen(), restart)

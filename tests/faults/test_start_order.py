@@ -49,8 +49,8 @@ async def test_services_started_while_the_broker_is_down_work_once_it_is_up(run:
     try:
         await start_while_down(run)
     finally:
-        run.rabbit.start()
-    await works_once_up(run, time.monotonic())
+        back = run.rabbit.start()
+    await works_once_up(run, back)
 
 
 async def test_services_started_while_the_database_is_down_work_once_it_is_up(
@@ -60,5 +60,5 @@ async def test_services_started_while_the_database_is_down_work_once_it_is_up(
     try:
         await start_while_down(run)
     finally:
-        run.postgres.start()
-    await works_once_up(run, time.monotonic())
+        back = run.postgres.start()
+    await works_once_up(run, back)

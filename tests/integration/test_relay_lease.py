@@ -7,19 +7,25 @@ import asyncio
 import base64
 from collections import Counter
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
 from uuid import uuid4
 
 import aio_pika
 import psycopg
 import pytest
 from aio_pika.abc import AbstractRobustConnection
+from psycopg import sql
 
 from services.invitation.adapters.relay import OutboxRelay, tracking_recorder
-from services.invitation.adapters.relay_lease import LeaseTimings, PostgresRelayLease
+from services.invitation.adapters.relay_lease import (
+    LastHolder,
+    LeaseTimings,
+    PostgresRelayLease,
+)
 from services.invitation.application import InvitationService
 from services.invitation.eventstore import EventLog, InvitationStore, store_env
 from shared.contract import COMMANDS
-from shared.database import postgres_conninfo
+from shared.database import ensure_schema, postgres_conninfo
 from tests.support import TEST_SECRETS_KEY, EventTap, temporary_schema, wait_for
 
 pytestmark = pytest.mark.integration
@@ -31,7 +37,41 @@ QUICK = LeaseTimings(standby_poll=0.1, confirm_every=0.1, valid_for=0.4, takeove
 @pytest.fixture
 def store_url() -> Iterator[str]:
     with temporary_schema() as url:
+        # The store makes its schema; the tests of the lease alone need it too.
+        ensure_schema(url, parse_qs(urlsplit(url).query)["schema"][0])
         yield url
+
+
+class Ticks:
+    """The leases' monotonic clock, moved by the test (a grace runs out on it)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Ticks:
+    return Ticks()
+
+
+@pytest.fixture
+def leases(store_url: str, clock: Ticks) -> Iterator[tuple[PostgresRelayLease, PostgresRelayLease]]:
+    """Two instances' leases on one schema (released afterwards)."""
+    pair = (
+        PostgresRelayLease(store_url, QUICK, clock=clock),
+        PostgresRelayLease(store_url, QUICK, clock=clock),
+    )
+    try:
+        yield pair
+    finally:
+        for lease in pair:
+            lease.release()
 
 
 def invite_some(service: InvitationService, tenant: str, count: int) -> None:
@@ -120,15 +160,15 @@ def test_a_lease_whose_connection_was_killed_is_free_for_another_instance(
     first = PostgresRelayLease(store_url, QUICK)
     second = PostgresRelayLease(store_url, QUICK)
     try:
-        assert first.try_acquire()
-        assert not second.try_acquire()
+        assert first.try_acquire() is not None
+        assert second.try_acquire() is None
         assert first.confirm()
         terminate(store_url, backend_pid(first))
         # PostgreSQL freed the lock with the connection: the other takes it, and the
         # first finds out at its next confirmation instead of relaying on beside it.
-        assert second.try_acquire()
+        assert second.try_acquire() is not None
         assert not first.confirm()
-        assert not first.try_acquire()
+        assert first.try_acquire() is None
     finally:
         first.release()
         second.release()
@@ -138,15 +178,127 @@ def test_a_standby_tries_for_the_lease_on_one_connection(store_url: str) -> None
     leader = PostgresRelayLease(store_url, QUICK)
     standby = PostgresRelayLease(store_url, QUICK)
     try:
-        assert leader.try_acquire()
-        assert not standby.try_acquire()
+        assert leader.try_acquire() is not None
+        assert standby.try_acquire() is None
         pid = backend_pid(standby)
         for _ in range(5):
-            assert not standby.try_acquire()
+            assert standby.try_acquire() is None
         assert backend_pid(standby) == pid
     finally:
         leader.release()
         standby.release()
+
+
+GRACE = QUICK.takeover_grace
+
+
+def take(lease: PostgresRelayLease) -> tuple[float, LastHolder]:
+    """The grace a take asks for (to the microsecond: the clock counts from 1000 s) and why."""
+    taken = lease.try_acquire()
+    assert taken is not None, "the lease was held elsewhere"
+    return round(taken.grace, 6), taken.last_holder
+
+
+def test_the_first_holder_on_a_fresh_schema_makes_the_record_and_waits_the_grace(
+    store_url: str, leases: tuple[PostgresRelayLease, PostgresRelayLease]
+) -> None:
+    # No record: an instance of an older version, which keeps none, may hold the lease.
+    first, second = leases
+    assert take(first) == (GRACE, LastHolder.UNKNOWN)
+    assert second.try_acquire() is None
+    schema = parse_qs(urlsplit(store_url).query)["schema"][0]
+    with psycopg.connect(postgres_conninfo(store_url), autocommit=True) as admin:
+        rows = admin.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, "relay_leader"))
+        ).fetchone()
+    assert rows == (1,)
+
+
+def test_a_holder_taking_its_lease_back_after_its_connection_was_killed_needs_no_grace(
+    store_url: str, clock: Ticks, leases: tuple[PostgresRelayLease, PostgresRelayLease]
+) -> None:
+    first, second = leases
+    assert first.try_acquire() is not None
+    clock.advance(GRACE)  # it relayed for a while
+    terminate(store_url, backend_pid(first))  # as in a database restart
+    assert not first.confirm()
+    assert take(first) == (0.0, LastHolder.THIS_INSTANCE)
+    assert second.try_acquire() is None
+
+
+def test_a_holder_taking_its_lease_back_within_its_grace_still_waits_the_rest(
+    store_url: str, clock: Ticks, leases: tuple[PostgresRelayLease, PostgresRelayLease]
+) -> None:
+    # The leader before it may still be publishing: what the first take owed, the
+    # second owes too.
+    first, _ = leases
+    assert first.try_acquire() is not None
+    clock.advance(0.15)
+    terminate(store_url, backend_pid(first))
+    assert not first.confirm()
+    assert take(first) == (0.45, LastHolder.THIS_INSTANCE)  # of the grace's 0.6 s
+
+
+def test_another_instance_taking_over_from_a_holder_whose_session_died_waits_the_grace(
+    store_url: str, clock: Ticks, leases: tuple[PostgresRelayLease, PostgresRelayLease]
+) -> None:
+    first, second = leases
+    assert first.try_acquire() is not None
+    clock.advance(GRACE)
+    terminate(store_url, backend_pid(first))  # the first does not know yet
+    assert take(second) == (GRACE, LastHolder.ANOTHER)
+    assert not first.confirm()
+    assert first.try_acquire() is None
+
+
+def test_a_holder_that_released_cleanly_lets_the_next_one_relay_at_once(
+    clock: Ticks, leases: tuple[PostgresRelayLease, PostgresRelayLease]
+) -> None:
+    first, second = leases
+    assert first.try_acquire() is not None
+    clock.advance(GRACE)
+    first.release()  # as in a rolling restart: it stopped publishing, then let go
+    assert take(second) == (0.0, LastHolder.STOPPED)
+
+
+def test_a_release_within_the_holders_own_grace_leaves_the_next_one_the_grace(
+    leases: tuple[PostgresRelayLease, PostgresRelayLease],
+) -> None:
+    # The leader before the first may still be publishing: the first cannot vouch.
+    first, second = leases
+    assert first.try_acquire() is not None
+    first.release()
+    assert take(second) == (GRACE, LastHolder.ANOTHER)
+
+
+def test_a_release_after_the_connection_died_leaves_the_next_holder_the_grace(
+    store_url: str, clock: Ticks, leases: tuple[PostgresRelayLease, PostgresRelayLease]
+) -> None:
+    first, second = leases
+    assert first.try_acquire() is not None
+    clock.advance(GRACE)
+    terminate(store_url, backend_pid(first))
+    first.release()
+    assert take(second) == (GRACE, LastHolder.ANOTHER)
+
+
+def test_a_take_whose_record_cannot_be_written_fails_and_frees_the_lock(
+    store_url: str, leases: tuple[PostgresRelayLease, PostgresRelayLease]
+) -> None:
+    first, second = leases
+    table = sql.Identifier(parse_qs(urlsplit(store_url).query)["schema"][0], "relay_leader")
+    with psycopg.connect(postgres_conninfo(store_url), autocommit=True) as admin:
+        # A record no holder can be written into.
+        admin.execute(
+            sql.SQL(
+                "CREATE TABLE {} (name TEXT PRIMARY KEY, holder TEXT NOT NULL "
+                "CHECK (holder = ''), stopped BOOLEAN NOT NULL)"
+            ).format(table)
+        )
+        with pytest.raises(psycopg.errors.CheckViolation):
+            first.try_acquire()
+        admin.execute(sql.SQL("DROP TABLE {}").format(table))
+    assert take(second) == (GRACE, LastHolder.UNKNOWN)
 
 
 async def test_a_leader_whose_lease_connection_dies_stops_before_the_standby_relays(

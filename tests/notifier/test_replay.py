@@ -174,3 +174,27 @@ async def test_a_replay_keeps_a_resends_pending_email_which_the_notifier_then_se
     await replay_while_a_resend_is_pending(
         invitations, database_url, smtp, start_notifier, first_sent=first_sent
     )
+
+
+def test_a_backlog_is_handed_to_sending_batch_by_batch_not_once_all_is_planned(
+    invitations: Invitations, clock: FakeClock, database_url: str
+) -> None:
+    history(invitations, clock)
+    ledger = open_ledger(database_url)
+    try:
+        planner = live_planner(invitations, ledger)  # 3 events a batch
+        pending_at_each_call: list[int] = []
+
+        def pending() -> int:
+            _, emails = tables(database_url)
+            return sum(1 for row in emails if row[1] == "pending")
+
+        report = planner.plan_available(on_emails=lambda: pending_at_each_call.append(pending()))
+
+        assert len(pending_at_each_call) > 1
+        # Each call comes once its batch is committed: the rows are there to be claimed.
+        assert pending_at_each_call == sorted(pending_at_each_call)
+        assert 0 < pending_at_each_call[0] < report.emails
+        assert pending_at_each_call[-1] == report.emails
+    finally:
+        ledger.close()

@@ -1,5 +1,6 @@
-"""A psycopg pool tries to replace a lost connection at most every wait cap, not ever
-more rarely (its own back-off doubles without a cap: 1, 2, 4, 8, 16 s...)."""
+"""A psycopg pool tries to replace a lost connection at least every
+DATABASE_RECONNECT_MAX_DELAY, not ever more rarely (its own back-off doubles without a
+cap: 1, 2, 4, 8, 16 s...)."""
 
 from __future__ import annotations
 

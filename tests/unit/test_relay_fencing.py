@@ -17,7 +17,7 @@ from eventsourcing.persistence import Tracking
 from pydantic import ValidationError
 
 from services.invitation.adapters.relay import OutboxRelay
-from services.invitation.adapters.relay_lease import LeaseTimings
+from services.invitation.adapters.relay_lease import LastHolder, LeaseTimings, Taken
 from services.invitation.settings import InvitationSettings
 from shared.retry import RetryPolicy
 from tests.fakes import MemoryLog
@@ -45,6 +45,8 @@ class FakeLease:
     def __init__(self, timings: LeaseTimings = TIMINGS, *, free: bool = True) -> None:
         self.timings = timings
         self.free = free
+        # What the next take answers (a real lease reads it from its holder record).
+        self.taken = Taken(timings.takeover_grace, LastHolder.ANOTHER)
         self.unreachable = 0  # the next tries that fail (the database is away)
         self.lost = False
         self.held = False
@@ -54,13 +56,13 @@ class FakeLease:
         self._answering = threading.Event()
         self._answering.set()
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self) -> Taken | None:
         self.tries += 1
         if self.unreachable:
             self.unreachable -= 1
             raise ConnectionError("database away")
         self.held = self.free
-        return self.held
+        return self.taken if self.held else None
 
     def confirm(self) -> bool:
         self._answering.wait(10)
@@ -104,10 +106,19 @@ class FakeChannel:
 
 
 class FakeConnection:
+    """The service's robust connection: `connected` is cleared while the broker is away,
+    and a channel cannot be opened then (aio-pika's RuntimeError)."""
+
     def __init__(self, exchange: FakeExchange) -> None:
         self._exchange = exchange
+        self.connected = asyncio.Event()
+        self.connected.set()
+        self.channels_asked = 0
 
     async def channel(self, **options: Any) -> FakeChannel:
+        self.channels_asked += 1
+        if not self.connected.is_set():
+            raise RuntimeError("Connection was not opened")
         return FakeChannel(self._exchange)
 
 
@@ -134,15 +145,21 @@ class AwayLog(MemoryLog):
 
 
 class Setup:
-    def __init__(self, lease: FakeLease, policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        lease: FakeLease,
+        policy: RetryPolicy | None = None,
+        exchange: FakeExchange | None = None,
+    ) -> None:
         self.lease = lease
         self.clock = Ticks()
         self.log = AwayLog()
-        self.exchange = FakeExchange()
+        self.exchange = exchange or FakeExchange()
+        self.connection = FakeConnection(self.exchange)
         self.relay = OutboxRelay(
             self.log,  # type: ignore[arg-type]
             FakeTracking(),
-            FakeConnection(self.exchange),  # type: ignore[arg-type]
+            self.connection,  # type: ignore[arg-type]
             lease=lease,
             idle_poll=0.01,
             policy=policy or RetryPolicy(initial_delay=0.01, max_delay=0.02),
@@ -164,8 +181,10 @@ class Setup:
 async def setup() -> Any:
     made: list[Setup] = []
 
-    def make(lease: FakeLease, policy: RetryPolicy | None = None) -> Setup:
-        made.append(Setup(lease, policy))
+    def make(
+        lease: FakeLease, policy: RetryPolicy | None = None, exchange: FakeExchange | None = None
+    ) -> Setup:
+        made.append(Setup(lease, policy, exchange))
         return made[-1]
 
     yield make
@@ -221,6 +240,104 @@ async def test_a_new_holder_publishes_nothing_during_the_takeover_grace(
     assert s.relay.leading
 
 
+async def test_a_leader_that_takes_its_own_lease_back_after_a_database_restart_relays_at_once(
+    setup: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="services.invitation.adapters.relay")
+    s = setup(FakeLease())
+    s.relay.start()
+    await wait_for(lambda: s.lease.held, what="the lease taken")
+    s.clock.advance(TIMINGS.takeover_grace)
+    s.invite()
+    await wait_for(lambda: len(s.published) == 1, what="the first event published")
+
+    # The database restarts: the lease goes with the session, and the relay tries for
+    # it again until the database answers; its record says this instance held it last.
+    s.lease.unreachable = 10**6
+    s.lease.lost = True
+    await wait_for(lambda: s.lease.released >= 1, what="the lease let go")
+    tries = s.lease.tries
+    await wait_for(lambda: s.lease.tries > tries, what="a try while the database is away")
+    s.lease.lost = False
+    s.lease.taken = Taken(0.0, LastHolder.THIS_INSTANCE)
+    s.lease.unreachable = 0
+    s.invite()
+    # The test's clock stands still: no grace can run out.
+    await wait_for(lambda: len(s.published) == 2, what="the event published without a grace")
+    assert s.relay.leading
+    assert "took the relay lease back (this instance held it last); relaying now" in [
+        r.getMessage() for r in caplog.records
+    ]
+
+
+async def test_a_standby_taking_over_from_a_leader_that_stopped_cleanly_relays_at_once(
+    setup: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="services.invitation.adapters.relay")
+    lease = FakeLease(free=False)
+    lease.taken = Taken(0.0, LastHolder.STOPPED)
+    s = setup(lease)
+    s.invite(2)
+    s.relay.start()
+    await wait_for(lambda: s.lease.tries >= 2, what="the standby trying")
+    s.lease.free = True  # the leader stopped publishing and let the lease go
+    await wait_for(lambda: len(s.published) == 2, what="the events published without a grace")
+    assert "took the relay lease (its last holder stopped and let it go); relaying now" in [
+        r.getMessage() for r in caplog.records
+    ]
+
+
+async def test_a_holder_still_owed_part_of_a_grace_waits_only_that_part(setup: Any) -> None:
+    lease = FakeLease()
+    lease.taken = Taken(TIMINGS.takeover_grace / 4, LastHolder.THIS_INSTANCE)
+    s = setup(lease)
+    s.invite()
+    s.relay.start()
+    await wait_for(lambda: s.lease.held, what="the lease taken")
+    confirms = s.lease.confirms
+    await wait_for(lambda: s.lease.confirms >= confirms + 3, what="confirmations in the grace")
+    assert s.published == []
+
+    s.clock.advance(TIMINGS.takeover_grace / 4)
+    await wait_for(lambda: len(s.published) == 1, what="the event published after that part")
+
+
+class StallingExchange(FakeExchange):
+    """The first publish of a section fails; the others wait for a confirm that never
+    comes (the broker connection is going)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = 0
+        self.cancelled = 0
+
+    async def publish(self, message: Any, routing_key: str) -> None:
+        self.started += 1
+        if self.started == 1:
+            raise ConnectionError("broker gone")
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+
+
+async def test_a_failed_publish_cancels_the_rest_of_its_section_before_the_relay_goes_on(
+    setup: Any,
+) -> None:
+    # Nothing of ours may still be publishing once the relay has let go of its lease:
+    # the next holder may start at once.
+    exchange = StallingExchange()
+    s = setup(FakeLease(), RetryPolicy(initial_delay=60, max_delay=60), exchange)
+    s.relay.start()
+    await wait_for(lambda: s.lease.held, what="the lease taken")
+    s.clock.advance(TIMINGS.takeover_grace)
+    s.invite(3)
+    await wait_for(lambda: s.relay._backoff.failures >= 1, what="the relay backing off")
+    assert exchange.started == 3
+    assert exchange.cancelled == 2
+
+
 async def test_a_standby_tries_for_the_lease_on_its_own_timer_not_on_every_commit(
     setup: Any,
 ) -> None:
@@ -246,6 +363,31 @@ async def test_a_leader_keeps_its_lease_through_a_broker_outage_and_resumes_with
     await wait_for(lambda: len(set(s.published)) == 2, what="the events published once back")
     assert s.lease.released == 0
     assert s.lease.tries == 1
+
+
+async def test_a_leader_whose_broker_connection_is_down_relays_again_the_moment_it_is_back(
+    setup: Any,
+) -> None:
+    # A back-off that grows while the broker is away (a minute, here) would hold events
+    # back long after it returned: the relay waits for the connection instead.
+    s = setup(FakeLease(), policy=RetryPolicy(initial_delay=60.0, max_delay=60.0))
+    s.relay.start()
+    await wait_for(lambda: s.lease.held, what="the lease taken")
+    s.clock.advance(TIMINGS.takeover_grace)
+    s.invite()
+    await wait_for(lambda: len(s.published) == 1, what="the first event published")
+
+    s.connection.connected.clear()  # the broker went away
+    s.exchange.failures = 1
+    s.invite()
+    await wait_for(lambda: s.exchange.failures == 0, what="the publish that failed")
+    asked = s.connection.channels_asked
+    await asyncio.sleep(0.1)
+    assert s.connection.channels_asked == asked  # no channel asked of a connection that is down
+
+    s.connection.connected.set()  # aio-pika reconnected
+    await wait_for(lambda: len(set(s.published)) == 2, timeout=5, what="relayed once back")
+    assert s.lease.released == 0
 
 
 async def test_a_leader_whose_database_went_away_lets_the_lease_go_without_its_back_off(

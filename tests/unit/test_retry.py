@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import eventsourcing.persistence
+import psycopg
 import pytest
 
-from shared.retry import RetryPolicy, RetrySettings, StoppedError
+from shared.retry import RetryPolicy, RetrySettings, StoppedError, is_outage
 
 log = logging.getLogger("tests.retry")
 
@@ -80,6 +82,51 @@ async def test_the_jitter_spreads_the_delays_over_their_range(fake: FakeTime) ->
     # Instances failing together do not retry in step: the draws cover the range.
     assert min(delays) < 0.6
     assert max(delays) > 0.9
+
+
+async def test_an_outage_is_retried_within_the_wait_cap_however_long_it_lasts(
+    fake: FakeTime,
+) -> None:
+    policy = RetryPolicy(initial_delay=0.2, max_delay=10.0, outage_max_delay=1.0)
+    flaky = Flaky(failures=20, error=psycopg.OperationalError("server closed the connection"))
+    assert await policy.retrying("planning", log, sleep=fake.sleep).call(flaky) == "done"
+
+    assert max(fake.slept) <= 1.0
+    assert min(fake.slept[-10:]) >= 0.5  # still backed off: half the cap at least
+
+
+async def test_a_failure_that_is_not_an_outage_backs_off_to_the_full_cap(
+    fake: FakeTime,
+) -> None:
+    policy = RetryPolicy(initial_delay=0.2, max_delay=10.0, outage_max_delay=1.0)
+    flaky = Flaky(failures=10, error=ValueError("a row that does not parse"))
+    assert await policy.retrying("planning", log, sleep=fake.sleep).call(flaky) == "done"
+
+    assert max(fake.slept) > 1.0
+    assert max(fake.slept) <= 10.0
+
+
+async def test_a_backoff_caps_an_outage_at_the_wait_cap_and_other_failures_at_the_full_one(
+    fake: FakeTime,
+) -> None:
+    policy = RetryPolicy(initial_delay=0.2, max_delay=10.0, outage_max_delay=1.0)
+    backoff = policy.backoff("relay failed", log, sleep=fake.sleep)
+    outages = [await backoff.failed(ConnectionRefusedError("refused")) for _ in range(12)]
+    assert max(outages) <= 1.0
+    assert backoff.next_delay(RuntimeError("a bug")) > 1.0  # same try count, full cap
+
+
+def test_an_outage_is_recognised_through_the_errors_raised_from_it() -> None:
+    cause = psycopg.OperationalError("terminating connection")
+    wrapped = eventsourcing.persistence.OperationalError(str(cause))
+    wrapped.__cause__ = cause
+    assert is_outage(wrapped)
+    chained = RuntimeError("publish failed")
+    chained.__context__ = ConnectionResetError("reset by peer")
+    assert is_outage(chained)
+    assert is_outage(TimeoutError())
+    assert not is_outage(ValueError("bad"))
+    assert not is_outage(None)
 
 
 async def test_every_failed_try_is_one_warning_naming_the_error_and_the_next_delay(
@@ -226,9 +273,14 @@ def test_the_caps_are_settings_and_the_wait_cap_never_exceeds_the_other(
     monkeypatch.setenv("RETRY_INITIAL_DELAY", "0.1")
     monkeypatch.setenv("RETRY_MAX_DELAY", "30")
     monkeypatch.setenv("RETRY_WAIT_MAX_DELAY", "2")
+    monkeypatch.setenv("DATABASE_RECONNECT_MAX_DELAY", "0.5")
     settings = RetrySettings(development_mode=True)
-    assert settings.retry_policy == RetryPolicy(initial_delay=0.1, max_delay=30.0)
-    assert settings.wait_policy == RetryPolicy(initial_delay=0.1, max_delay=2.0)
+    assert settings.retry_policy == RetryPolicy(
+        initial_delay=0.1, max_delay=30.0, outage_max_delay=2.0
+    )
+    assert settings.wait_policy.max_delay == 2.0
+    assert settings.wait_policy.outage_cap == 2.0
+    assert settings.database_reconnect_max_delay == 0.5
     assert RetryPolicy(max_delay=0.5).capped(2.0).max_delay == 0.5
 
 
@@ -236,3 +288,5 @@ def test_the_defaults_resume_work_within_about_a_second() -> None:
     settings = RetrySettings(development_mode=True)
     assert settings.wait_policy.max_delay <= 1.0
     assert settings.retry_policy.max_delay == 10.0
+    assert settings.retry_policy.outage_cap <= 1.0
+    assert settings.database_reconnect_max_delay <= 0.25

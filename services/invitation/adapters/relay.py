@@ -9,7 +9,9 @@ consumers already dedupe on; a gap is impossible.
 One instance relays at a time (relay_lease.py); another stands by and takes over when
 the first stops or dies. The leader publishes only while its lease was confirmed
 recently (a timer of its own confirms it), and a new holder waits out a grace before
-its first publish, so two instances never publish at once (relay_lease.py says why).
+its first publish unless the lease's holder record shows nobody else can still be
+publishing (it held the lease last itself, or its last holder stopped cleanly), so two
+instances never publish at once (relay_lease.py says why).
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ from eventsourcing.utils import Environment
 from opentelemetry.trace import SpanKind
 
 from services.invitation import metrics
-from services.invitation.adapters.relay_lease import RelayLease, SoleRelay
+from services.invitation.adapters.relay_lease import LastHolder, RelayLease, SoleRelay
 from services.invitation.eventstore import EventLog, PostgresTrackingRecorderSerialised
 from shared.contract import EventEnvelope
 from shared.event_loop import wait_event
 from shared.event_message import to_message
-from shared.retry import RetryPolicy
+from shared.retry import RetryPolicy, describe
 from shared.service import close_channel
 from shared.telemetry import child_span, current_traceparent, tracing_enabled
 from shared.topology import EVENTS_EXCHANGE_NAME
@@ -152,21 +154,39 @@ class OutboxRelay:
                         continue
                     # The lease stays ours while it is confirmed (a broker outage keeps
                     # it): no grace to wait out again once the broker is back.
+                    if not self._connection.connected.is_set():
+                        # aio-pika reconnects the service's connection on its own (one
+                        # WARNING a try): relay again the moment it is back, not after a
+                        # back-off that grew while the broker was away.
+                        log.warning(
+                            "stopped relaying: the broker connection is down (%s); relaying "
+                            "again as soon as it is back",
+                            describe(error),
+                        )
+                        await self._broker_back()
+                        continue
                     await self._backoff.failed(error)
         finally:
             await self._let_go()
+
+    async def _broker_back(self) -> None:
+        """Until the service's broker connection is back, or the lease is lost (the next
+        try then lets it go)."""
+        connected = self._connection.connected
+        while not connected.is_set() and not self._lost.is_set():
+            await wait_event(connected, self._timings.confirm_every)
 
     async def _take_lease(self) -> None:
         standing_by = False
         while True:
             try:
-                acquired = await asyncio.to_thread(self._lease.try_acquire)
+                taken = await asyncio.to_thread(self._lease.try_acquire)
             except Exception as error:
                 await self._waiting.failed(error)
                 continue
             self._waiting.succeeded()
             self._backoff.succeeded()
-            if acquired:
+            if taken is not None:
                 break
             if not standing_by:
                 log.info("another instance relays; standing by")
@@ -176,16 +196,22 @@ class OutboxRelay:
         self._lost.clear()
         taken_at = self._confirmed_at = self._clock()
         self._confirming = asyncio.create_task(self._keep_confirming(), name="relay-lease")
-        if self._timings.takeover_grace:
+        why = taken.last_holder.value
+        if taken.grace > 0:
             # An instance that held the lease before may publish until its own
             # confirmation runs out (valid_for < takeover_grace): let it.
             log.info(
-                "took the relay lease; relaying in %.1fs (a former leader's grace)",
-                self._timings.takeover_grace,
+                "took the relay lease; relaying in %.1fs (a former leader's grace: %s)",
+                taken.grace,
+                why,
             )
-            await self._until(taken_at + self._timings.takeover_grace)
+            await self._until(taken_at + taken.grace)
+            log.info("relaying: this instance holds the relay lease")
+        elif taken.last_holder is LastHolder.THIS_INSTANCE:
+            log.info("took the relay lease back (%s); relaying now", why)
+        else:
+            log.info("took the relay lease (%s); relaying now", why)
         self._relaying = True
-        log.info("relaying: this instance holds the relay lease")
 
     async def _keep_confirming(self) -> None:
         """The leader's own timer: confirm every `confirm_every`, whatever the relay does."""
@@ -256,12 +282,7 @@ class OutboxRelay:
                 if envelopes:
                     traces = await asyncio.to_thread(self._trace_contexts, envelopes)
                     await self._fence()  # the reads may have taken a while
-                    await asyncio.gather(
-                        *(
-                            _publish(exchange, e, traces.get(e.correlation_id or ""))
-                            for e in envelopes
-                        )
-                    )
+                    await _publish_all(exchange, envelopes, traces)
                     self.published_count += len(envelopes)
                     for e in envelopes:
                         metrics.EVENTS_RELAYED.labels(metrics.event_label(e.event_type)).inc()
@@ -289,6 +310,25 @@ class OutboxRelay:
             # Another relay (a second instance) recorded it first; both published, and
             # consumers dedupe on event_id.
             log.info("relay position %d was already recorded", position)
+
+
+async def _publish_all(
+    exchange: Any, envelopes: list[EventEnvelope], traces: dict[str, str]
+) -> None:
+    """A section's publishes, all in flight, then awaited together. When one fails,
+    the others are cancelled and awaited too: once this returns or raises, the relay
+    publishes nothing more, so a lease released after it can say it stopped."""
+    publishes = [
+        asyncio.ensure_future(_publish(exchange, e, traces.get(e.correlation_id or "")))
+        for e in envelopes
+    ]
+    try:
+        await asyncio.gather(*publishes)
+    except BaseException:
+        for publish in publishes:
+            publish.cancel()
+        await asyncio.gather(*publishes, return_exceptions=True)
+        raise
 
 
 async def _publish(exchange: Any, envelope: EventEnvelope, traceparent: str | None) -> None:
