@@ -220,7 +220,7 @@ async def test_one_failure_in_a_batch_is_retried_alone_and_the_rest_of_its_batch
     smtp.replies[deferred] = lambda: next(replies, None)
     smtp.replies[refused] = "550 5.1.1 no such mailbox"
     runtime = await start_notifier()
-    await wait_for(lambda: len(smtp.messages) == len(emails), timeout=30)  # 19 + ops
+    await wait_for(lambda: len(smtp.messages) == len(emails), timeout=90)  # 19 + ops
     await caught_up(runtime, invitations)
 
     rows = {d.recipient: d for rows in received(database_url).values() for d in rows}
