@@ -1,4 +1,4 @@
-"""Fakes the tests share: the clock a test moves, and an event log in memory."""
+"""Fakes the tests share: the clocks a test moves, and an event log in memory."""
 
 from __future__ import annotations
 
@@ -39,6 +39,20 @@ class FakeClock:
     def to(self, moment: datetime) -> datetime:
         self.now = moment
         return moment
+
+
+class Ticks:
+    """A monotonic clock (seconds) the test moves: a lease's grace or fence runs out on it
+    only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class MemoryLog:

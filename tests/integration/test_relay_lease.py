@@ -26,6 +26,7 @@ from services.invitation.application import InvitationService
 from services.invitation.eventstore import EventLog, InvitationStore, store_env
 from shared.contract import COMMANDS
 from shared.database import ensure_schema, postgres_conninfo
+from tests.fakes import Ticks
 from tests.support import TEST_SECRETS_KEY, EventTap, temporary_schema, wait_for
 
 pytestmark = pytest.mark.integration
@@ -40,19 +41,6 @@ def store_url() -> Iterator[str]:
         # The store makes its schema; the tests of the lease alone need it too.
         ensure_schema(url, parse_qs(urlsplit(url).query)["schema"][0])
         yield url
-
-
-class Ticks:
-    """The leases' monotonic clock, moved by the test (a grace runs out on it)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

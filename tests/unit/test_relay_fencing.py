@@ -20,23 +20,10 @@ from services.invitation.adapters.relay import OutboxRelay
 from services.invitation.adapters.relay_lease import LastHolder, LeaseTimings, Taken
 from services.invitation.settings import InvitationSettings
 from shared.retry import RetryPolicy
-from tests.fakes import MemoryLog
+from tests.fakes import MemoryLog, Ticks
 from tests.support import wait_for
 
 TIMINGS = LeaseTimings(standby_poll=0.01, confirm_every=0.01, valid_for=1.0, takeover_grace=2.0)
-
-
-class Ticks:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class FakeLease:
