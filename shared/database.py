@@ -32,11 +32,20 @@ def cap_pool_reconnect_delay(max_delay: float) -> None:
     quarter of a second by default: a try is one refused connection, and logs nothing),
     every query waiting on the pool resumes within about that long of the return.
 
+    The same class paces a pool handing out a connection that fails its check: after a
+    restart every idle connection is dead, found one at a time, with the first delay
+    (1 s) after the second one. A standby that had not used its pools for a while took
+    a second or more to get one. The first delay is therefore an eighth of the cap,
+    doubling from there: a few more refused connections in the first moments of an
+    outage, and dead idle connections cleared in a fraction of a second.
+
     Process-wide: the pool module builds its tries from this one class. The services'
     skeleton calls it once at start; nothing does at import.
     """
 
     class CappedAttempt(AttemptWithBackoff):
+        INITIAL_DELAY = min(AttemptWithBackoff.INITIAL_DELAY, max_delay / 8)
+
         def update_delay(self, now: float) -> None:
             super().update_delay(now)
             self.delay = min(self.delay, max_delay)

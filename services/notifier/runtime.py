@@ -187,7 +187,9 @@ class NotifierRuntime:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         confirm_at = loop.time() + self._confirm_every
-        step = min(self._confirm_every, self._standby_poll)
+        # The last leader's report is read twice as often as a standby polls (a query
+        # a quarter of a second by default, only while a fence is waited out).
+        step = min(self._confirm_every, self._standby_poll) / 2
         while (left := deadline - loop.time()) > 0:
             await self._until_stopped(min(step, left))
             if self._stopping:

@@ -64,7 +64,7 @@ class NotifierSettings(RetrySettings):
     # after a clean stop, after a leader that said it stopped sending (seen within a
     # poll), or after a leader found dead on this host (adapters/liveness.py).
     # Database load: a standby, one query per poll (2/s); the leader, one per
-    # confirmation (1/s), and while it waits out a fence, 2 more per second.
+    # confirmation (1/s), and while it waits out a fence, 4 more per second.
     notifier_lease_ttl: float = Field(default=3.0, gt=0)
     notifier_standby_poll: float = Field(default=0.5, gt=0)
 

@@ -34,8 +34,16 @@ def test_the_library_alone_waits_longer_after_each_failed_try() -> None:
     assert delays(6, psycopg_pool.base.AttemptWithBackoff)[-1] > 16
 
 
-def test_capped_the_pool_tries_again_at_least_every_wait_cap() -> None:
+def test_capped_the_pool_tries_again_at_least_every_cap() -> None:
     cap_pool_reconnect_delay(1.5)
     seen = delays(12, psycopg_pool.pool.AttemptWithBackoff)  # what the pools build
     assert max(seen) == pytest.approx(1.5)
-    assert seen[0] <= 1.1  # the first try still comes after the library's first delay
+    assert seen == sorted(seen)  # still a back-off
+
+
+def test_capped_the_first_tries_come_soon_so_dead_idle_connections_clear_fast() -> None:
+    cap_pool_reconnect_delay(0.25)
+    seen = delays(6, psycopg_pool.pool.AttemptWithBackoff)
+    # Four dead idle connections found in a row wait the first three delays in all.
+    assert sum(seen[:3]) < 0.25
+    assert seen[0] > 0  # never a busy loop
