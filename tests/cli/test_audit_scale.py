@@ -1,4 +1,9 @@
-"""An email's history is found among a million other events (how fast: bench/scale.py)."""
+"""An email's history is found among many other people's events.
+
+Fifty thousand are enough for the behaviour (the right events, in order, found by the
+email's index rows among others); how fast it is among a million is a figure of
+bench/scale.py (`audit_one_email_ms`), measured there, not here.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +14,17 @@ import pytest
 from services.cli.history import History, HistoryFilter
 from services.invitation.eventstore import InvitationStore, store_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
-FILLER = 1_000_000
+FILLER = 50_000
 
 
-def test_one_email_is_audited_among_a_million_events(store, tenant):
+def test_one_email_is_audited_among_fifty_thousand_other_events(store, tenant):
     email = f"needle-{uuid4().hex[:8]}@example.com"
     invitation = store.invite(tenant, email)
     store.command("revoke_invitation", tenant_id=tenant, invitation_id=invitation)
     store.invite(f"other-{uuid4().hex[:8]}", email)
-    # A million other people's events, each with its row in the stream index, as the
+    # Other people's events, each with its row in the stream index, as the
     # recorder would have written them.
     store.sql(
         "INSERT INTO invitations_events (originator_id, originator_version, topic, state) "

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
 from services.expiry.domain.schedule import Schedule
 
 
@@ -94,11 +92,12 @@ def test_stale_entries_are_compacted_so_the_heap_stays_near_the_live_size() -> N
     assert sorted(key for key, _ in schedule.pop_due(1e9)) == list(range(100))
 
 
-@pytest.mark.slow
-def test_a_million_deadlines_can_be_pushed_moved_and_popped_in_order() -> None:
+def test_a_hundred_thousand_deadlines_can_be_pushed_moved_and_popped_in_order() -> None:
+    # Ten batches of pops among moved and cancelled (stale) entries: no different at a
+    # million. A million deadlines (memory, lateness) are figures of bench/expiry.py.
     rng = random.Random(7)
     schedule: Schedule[int] = Schedule()
-    count = 1_000_000
+    count = 100_000
     for key in range(count):
         schedule.set(key, rng.uniform(0.0, 1e6))
     for key in range(0, count, 10):  # a tenth move, a tenth of those are cancelled
