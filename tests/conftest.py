@@ -125,6 +125,34 @@ def pytest_runtest_makereport(
     return report
 
 
+# -- the fault scenarios, apart -----------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--faults",
+        choices=("with", "without", "only"),
+        default="with",
+        help="run the fault scenarios (marker faults) with the other tests, without them, "
+        "or only them. scripts/test runs the others on two workers, then the scenarios "
+        "alone: they time recoveries, and their report is written by the process that "
+        "ran them (an xdist worker writes none).",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    choice = config.getoption("faults")
+    if choice == "with":
+        return
+    kept, dropped = [], []
+    for item in items:
+        fault = item.get_closest_marker("faults") is not None
+        (kept if fault == (choice == "only") else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 # -- fixtures every folder shares ---------------------------------------------------------
 
 
