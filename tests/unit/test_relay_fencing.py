@@ -154,6 +154,12 @@ class Setup:
             clock=self.clock,
         )
 
+    async def lead(self) -> None:
+        """Start the relay, let it take the lease and wait out its grace."""
+        self.relay.start()
+        await wait_for(lambda: self.lease.held, what="the lease taken")
+        self.clock.advance(TIMINGS.takeover_grace)
+
     def invite(self, count: int = 1) -> None:
         for i in range(count):
             self.log.add("InvitationRevoked", "acme", invitation_id=f"i{i}", reason=None)
@@ -184,9 +190,7 @@ async def test_a_leader_that_cannot_confirm_its_lease_stops_publishing_once_it_i
     setup: Any,
 ) -> None:
     s = setup(FakeLease())
-    s.relay.start()
-    await wait_for(lambda: s.lease.held, what="the lease taken")
-    s.clock.advance(TIMINGS.takeover_grace)
+    await s.lead()
     s.invite()
     await wait_for(lambda: len(s.published) == 1, what="the first event published")
     assert s.relay.leading
@@ -232,9 +236,7 @@ async def test_a_leader_that_takes_its_own_lease_back_after_a_database_restart_r
 ) -> None:
     caplog.set_level(logging.INFO, logger="services.invitation.adapters.relay")
     s = setup(FakeLease())
-    s.relay.start()
-    await wait_for(lambda: s.lease.held, what="the lease taken")
-    s.clock.advance(TIMINGS.takeover_grace)
+    await s.lead()
     s.invite()
     await wait_for(lambda: len(s.published) == 1, what="the first event published")
 
@@ -316,9 +318,7 @@ async def test_a_failed_publish_cancels_the_rest_of_its_section_before_the_relay
     # the next holder may start at once.
     exchange = StallingExchange()
     s = setup(FakeLease(), RetryPolicy(initial_delay=60, max_delay=60), exchange)
-    s.relay.start()
-    await wait_for(lambda: s.lease.held, what="the lease taken")
-    s.clock.advance(TIMINGS.takeover_grace)
+    await s.lead()
     s.invite(3)
     await wait_for(lambda: s.relay._backoff.failures >= 1, what="the relay backing off")
     assert exchange.started == 3
@@ -342,9 +342,7 @@ async def test_a_leader_keeps_its_lease_through_a_broker_outage_and_resumes_with
     setup: Any,
 ) -> None:
     s = setup(FakeLease())
-    s.relay.start()
-    await wait_for(lambda: s.lease.held, what="the lease taken")
-    s.clock.advance(TIMINGS.takeover_grace)
+    await s.lead()
     s.exchange.failures = 3
     s.invite(2)
     await wait_for(lambda: len(set(s.published)) == 2, what="the events published once back")
@@ -358,9 +356,7 @@ async def test_a_leader_whose_broker_connection_is_down_relays_again_the_moment_
     # A back-off that grows while the broker is away (a minute, here) would hold events
     # back long after it returned: the relay waits for the connection instead.
     s = setup(FakeLease(), policy=RetryPolicy(initial_delay=60.0, max_delay=60.0))
-    s.relay.start()
-    await wait_for(lambda: s.lease.held, what="the lease taken")
-    s.clock.advance(TIMINGS.takeover_grace)
+    await s.lead()
     s.invite()
     await wait_for(lambda: len(s.published) == 1, what="the first event published")
 
@@ -382,9 +378,7 @@ async def test_a_leader_whose_database_went_away_lets_the_lease_go_without_its_b
 ) -> None:
     # The relay's back-off is long here: only the lost lease can cut it short.
     s = setup(FakeLease(), RetryPolicy(initial_delay=60, max_delay=60))
-    s.relay.start()
-    await wait_for(lambda: s.lease.held, what="the lease taken")
-    s.clock.advance(TIMINGS.takeover_grace)
+    await s.lead()
     s.log.away = True
     s.invite()  # the read fails: the relay backs off
     await wait_for(lambda: s.relay._backoff.failures >= 1, what="the relay backing off")
